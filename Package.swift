@@ -1,0 +1,33 @@
+// swift-tools-version: 6.0
+// dmaemu: the kernel's DMA memory machinery as Swift engines. Modules depend downward only
+// (see ../shared/DESIGN.md): PhysicalMemory <- DMA <- DMAPool <- dmaemu-bench.
+import PackageDescription
+
+let package = Package(
+    name: "dmaemu",
+    products: [
+        .library(name: "PhysicalMemory", targets: ["PhysicalMemory"]),
+        .library(name: "DMA", targets: ["DMA"]),
+        .library(name: "DMAPool", targets: ["DMAPool"]),
+        .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "PhysicalMemory"),
+        .target(name: "DMA", dependencies: ["PhysicalMemory"]),
+        .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory"]),
+        .executableTarget(
+            name: "dmaemu-bench",
+            dependencies: [
+                "DMAPool", "DMA", "PhysicalMemory",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+        .testTarget(name: "DMATests", dependencies: ["DMA", "PhysicalMemory"]),
+        .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,84 @@
+// An emulated device as the DMA layer sees it: its masks, its pools, its coherent
+// allocations and the driver it is bound to. Masks are atomics because the streaming
+// map path reads them on every call and must not take a second lock for it.
+import PhysicalMemory
+import Synchronization
+
+public final class Device: Sendable {
+    public let name: String
+    /// The bus, named in messages while no driver is bound (dev_driver_string()).
+    public let bus: String
+    public let machine: PhysicalMemory
+    /// The pools of this device, newest first, as dev->dma_pools (DMAPool fills it).
+    public let dmaPools = DevicePoolList()
+
+    private let driver = Mutex<String?>(nil)
+    private let streamingMask: Atomic<UInt64>
+    private let coherentMask: Atomic<UInt64>
+    private let alignMask: Atomic<UInt64>
+    private let boundaryMask: Atomic<UInt64>
+    let coherent = Mutex<[DMAAddr: CoherentAllocation]>([:])
+
+    /// A PCI function starts with 32-bit masks and a 4 GiB segment boundary, as
+    /// pci_device_add() leaves it; its driver widens them at probe.
+    public init(
+        name: String, machine: PhysicalMemory, bus: String = "pci",
+        dmaMask: UInt64 = dmaBitMask(32), coherentDMAMask: UInt64 = dmaBitMask(32),
+        minAlignMask: UInt64 = 0, segmentBoundaryMask: UInt64 = 0xffff_ffff
+    ) {
+        self.name = name
+        self.bus = bus
+        self.machine = machine
+        streamingMask = Atomic(dmaMask)
+        coherentMask = Atomic(coherentDMAMask)
+        alignMask = Atomic(minAlignMask)
+        boundaryMask = Atomic(segmentBoundaryMask)
+    }
+
+    /// The bound driver's name, or nil while unbound.
+    public var driverName: String? {
+        get { driver.withLock { $0 } }
+        set { driver.withLock { $0 = newValue } }
+    }
+
+    /// The corresponding kernel function is `dev_driver_string()`.
+    public var driverString: String { driverName ?? bus }
+
+    /// The streaming DMA mask (dma_set_mask()).
+    public var dmaMask: UInt64 {
+        get { streamingMask.load(ordering: .relaxed) }
+        set { streamingMask.store(newValue, ordering: .relaxed) }
+    }
+
+    /// The coherent DMA mask (dma_set_coherent_mask()).
+    public var coherentDMAMask: UInt64 {
+        get { coherentMask.load(ordering: .relaxed) }
+        set { coherentMask.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Low address bits a bounce buffer must preserve (dma_set_min_align_mask()).
+    public var minAlignMask: UInt64 {
+        get { alignMask.load(ordering: .relaxed) }
+        set { alignMask.store(newValue, ordering: .relaxed) }
+    }
+
+    /// A mapping never crosses a multiple of mask + 1 (dma_set_seg_boundary()).
+    public var segmentBoundaryMask: UInt64 {
+        get { boundaryMask.load(ordering: .relaxed) }
+        set { boundaryMask.store(newValue, ordering: .relaxed) }
+    }
+
+    /// The corresponding kernel function is `dev_printk()`: "<driver> <device>: text".
+    public func printk(_ level: LogLevel, _ text: String) {
+        machine.log.printk(level, "\(driverString) \(name): \(text)")
+    }
+
+    /// The corresponding kernel function is `dev_err()`.
+    public func err(_ text: String) { printk(.err, text) }
+
+    /// `%p` of a CPU address in this device's machine: its direct-map kernel address.
+    public func pointerText(_ virt: UnsafeRawPointer) -> String { hex(machine.kernelAddress(virt), 16) }
+}
+
+/// `%pad`: a dma address as "0x" and 16 hex digits.
+public func dmaAddrText(_ dma: DMAAddr) -> String { "0x" + hex(dma, 16) }

@@ -1,0 +1,111 @@
+// The dma_pool API: small blocks of coherent DMA memory for one device, carved from
+// pages that are never returned before the pool is destroyed. The pool forwards to one
+// of three engines, one per kernel generation, chosen at create; all three share the
+// argument rules of their generation (DMAPoolGeometry) and the pool's place in its
+// device's `pools` file.
+import DMA
+import PhysicalMemory
+
+public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is immutable; engines lock themselves
+    private enum Engine {
+        case stack(StackPool)
+        case rbtree(RBTreePool)
+        case legacy(LegacyPool)
+    }
+
+    /// The name as the kernel keeps it: strscpy() into name[32], so at most 31 bytes.
+    public let name: String
+    public let device: Device
+    public let algorithm: DMAPoolAlgorithm
+    public let geometry: DMAPoolGeometry
+    /// DMAPOOL_DEBUG: poisoning, corruption and double-free checks.
+    public let debug: Bool
+    private let engine: Engine
+
+    /// The corresponding kernel function is `dma_pool_create()`: checks the arguments as
+    /// the chosen generation did, then adds the pool at the head of the device's list,
+    /// which creates the device's `pools` file when it is the first. May sleep.
+    public init(
+        name: String, device: Device, size: Int, align: Int = 0, boundary: Int = 0,
+        algorithm: DMAPoolAlgorithm = .stack, debug: Bool = false
+    ) throws(DMAPoolError) {
+        geometry = try DMAPoolGeometry(size: size, align: align, boundary: boundary, algorithm: algorithm)
+        self.name = String(decoding: name.utf8.prefix(31), as: UTF8.self)
+        self.device = device
+        self.algorithm = algorithm
+        self.debug = debug
+        let context = PoolContext(name: self.name, device: device, geometry: geometry, debug: debug)
+        switch algorithm {
+        case .stack: engine = .stack(StackPool(context: context))
+        case .rbtree: engine = .rbtree(RBTreePool(context: context))
+        case .legacy: engine = .legacy(LegacyPool(context: context))
+        }
+        device.dmaPools.add(self)
+    }
+
+    /// The corresponding kernel function is `dma_pool_alloc()`: a block's CPU address and
+    /// dma address, or nil when no page could be added. Takes the pool lock; may sleep
+    /// to add a page. No heap allocation once the pool has a free block (stack).
+    @inline(__always)
+    public func alloc() -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? { alloc(zero: false) }
+
+    /// The corresponding kernel function is `dma_pool_zalloc()`: alloc with __GFP_ZERO.
+    public func zalloc() -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? { alloc(zero: true) }
+
+    private func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+        switch engine {
+        case .stack(let pool): pool.alloc(zero: zero)
+        case .rbtree(let pool): pool.alloc(zero: zero)
+        case .legacy(let pool): pool.alloc(zero: zero)
+        }
+    }
+
+    /// The corresponding kernel function is `dma_pool_free()`. Takes the pool lock; never sleeps.
+    public func free(_ cpu: UnsafeMutableRawPointer, dma: DMAAddr) {
+        switch engine {
+        case .stack(let pool): pool.free(cpu, dma: dma)
+        case .rbtree(let pool): pool.free(cpu, dma: dma)
+        case .legacy(let pool): pool.free(cpu, dma: dma)
+        }
+    }
+
+    /// The corresponding kernel function is `dma_pool_destroy()`: unlinks the pool from
+    /// its device (removing `pools` with the last one) and frees its pages, or reports
+    /// the pool busy and leaks them while blocks are still out. The pool allocates
+    /// nothing afterwards. May sleep.
+    public func destroy() {
+        device.dmaPools.remove(self)
+        switch engine {
+        case .stack(let pool): pool.destroy()
+        case .rbtree(let pool): pool.destroy()
+        case .legacy(let pool): pool.destroy()
+        }
+    }
+
+    /// The numbers of the pool's `pools` line: blocks in use, the blocks column (legacy
+    /// overcounts it), pages. legacy and rbtree walk their pages for it, as they did.
+    public var counters: (active: Int, blocks: Int, pages: Int) {
+        switch engine {
+        case .stack(let pool): pool.counters
+        case .rbtree(let pool): pool.counters
+        case .legacy(let pool): pool.counters
+        }
+    }
+
+    public func poolInfoLine() -> String {
+        let (active, blocks, pages) = counters
+        return PoolContext(name: name, device: device, geometry: geometry, debug: debug)
+            .poolInfoLine(active: active, blocks: blocks, pages: pages)
+    }
+
+    /// For tests of the rbtree engine: page count and black height (nil if unbalanced).
+    public var treeShape: (pages: Int, blackHeight: Int?)? {
+        if case .rbtree(let pool) = engine { return pool.treeShape }
+        return nil
+    }
+}
+
+extension Device {
+    /// The device's `pools` attribute, or nil while it has no pool (no file, as in the kernel).
+    public var pools: String? { dmaPools.poolsText }
+}

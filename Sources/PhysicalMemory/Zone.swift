@@ -1,0 +1,155 @@
+// One zone's buddy allocator. Free blocks of each order (0...10) sit on a doubly linked
+// list threaded through the mem_map, so that a buddy found free on release can be unlinked
+// in O(1) and merged; allocation splits the smallest sufficient block and puts the upper
+// halves back, exactly as the kernel's expand() does. One lock per zone, as zone->lock.
+import Synchronization
+
+final class Zone: @unchecked Sendable {  // mem_map entries of this zone are touched only under `area`
+    struct FreeArea {
+        var head = [UInt32](repeating: PageFrame.none, count: PhysicalMemory.orderCount)
+        var tail = [UInt32](repeating: PageFrame.none, count: PhysicalMemory.orderCount)
+        var nrFree = [Int](repeating: 0, count: PhysicalMemory.orderCount)
+    }
+
+    let kind: ZoneKind
+    /// The managed page frames: [startPFN, endPFN).
+    let startPFN: PFN
+    let endPFN: PFN
+    private let memMap: UnsafeMutablePointer<PageFrame>
+    private let area = Mutex(FreeArea())
+
+    init(kind: ZoneKind, startPFN: PFN, endPFN: PFN, memMap: UnsafeMutablePointer<PageFrame>) {
+        self.kind = kind
+        self.startPFN = startPFN
+        self.endPFN = endPFN
+        self.memMap = memMap
+        // Hand every frame to the allocator in the largest aligned blocks, in ascending
+        // order at the list tails, as memblock_free_pages() does at boot: the first
+        // allocations then come from the bottom of the zone.
+        area.withLock { area in
+            var pfn = startPFN
+            while pfn < endPFN {
+                var order = PhysicalMemory.maxOrder
+                while order > 0 && (pfn & ((1 << order) - 1) != 0 || pfn + (1 << order) > endPFN) {
+                    order -= 1
+                }
+                link(&area, pfn, order, atTail: true)
+                pfn += 1 << order
+            }
+        }
+    }
+
+    var managedPages: Int { endPFN - startPFN }
+
+    func contains(_ pfn: PFN) -> Bool { pfn >= startPFN && pfn < endPFN }
+
+    /// Free block counts per order, as /proc/buddyinfo shows them.
+    var nrFree: [Int] { area.withLock { $0.nrFree } }
+
+    var freePages: Int {
+        area.withLock { area in
+            area.nrFree.indices.reduce(0) { $0 + area.nrFree[$1] << $1 }
+        }
+    }
+
+    /// The corresponding kernel function is `__rmqueue_smallest()`. Takes zone->lock.
+    func rmqueue(order: Int) -> PFN? {
+        area.withLock { area in takeBlock(&area, order: order) }
+    }
+
+    /// Takes up to `count` order-0 pages under one acquisition of the lock, the way the
+    /// bulk allocator refills from one zone; `take` is asked before each page and may stop.
+    func rmqueueBulk(count: Int, take: (PFN) -> Bool) -> Int {
+        area.withLock { area in
+            var produced = 0
+            while produced < count, let pfn = takeBlock(&area, order: 0) {
+                guard take(pfn) else {
+                    putBlock(&area, pfn, order: 0)
+                    break
+                }
+                produced += 1
+            }
+            return produced
+        }
+    }
+
+    enum FreeError: Error { case notAllocated, orderMismatch(allocated: Int) }
+
+    /// The corresponding kernel function is `__free_one_page()`: merge with free buddies.
+    /// A block that is not allocated with this order is left alone and the reason returned.
+    @discardableResult
+    func free(_ pfn: PFN, order: Int) -> FreeError? {
+        area.withLock { area in
+            let allocOrder = Int(memMap[pfn].allocOrder)
+            guard allocOrder != 0 else { return .notAllocated }
+            guard allocOrder - 1 == order else { return .orderMismatch(allocated: allocOrder - 1) }
+            putBlock(&area, pfn, order: order)
+            return nil
+        }
+    }
+
+    // MARK: - Under the lock
+
+    private func takeBlock(_ area: inout FreeArea, order: Int) -> PFN? {
+        var current = order
+        while current < PhysicalMemory.orderCount && area.head[current] == PageFrame.none {
+            current += 1
+        }
+        guard current < PhysicalMemory.orderCount else { return nil }
+        let pfn = PFN(area.head[current])
+        unlink(&area, pfn, current)
+        while current > order {  // expand(): give back the upper halves
+            current -= 1
+            link(&area, pfn + (1 << current), current, atTail: false)
+        }
+        memMap[pfn].allocOrder = UInt8(order + 1)
+        return pfn
+    }
+
+    private func putBlock(_ area: inout FreeArea, _ pfn: PFN, order: Int) {
+        memMap[pfn].allocOrder = 0
+        var pfn = pfn
+        var order = order
+        while order < PhysicalMemory.maxOrder {
+            let buddy = pfn ^ (1 << order)
+            guard contains(buddy), Int(memMap[buddy].freeOrder) == order + 1 else { break }
+            unlink(&area, buddy, order)
+            pfn = min(pfn, buddy)
+            order += 1
+        }
+        link(&area, pfn, order, atTail: false)
+    }
+
+    private func link(_ area: inout FreeArea, _ pfn: PFN, _ order: Int, atTail: Bool) {
+        let index = UInt32(pfn)
+        memMap[pfn].freeOrder = UInt8(order + 1)
+        if area.head[order] == PageFrame.none {
+            memMap[pfn].next = PageFrame.none
+            memMap[pfn].prev = PageFrame.none
+            area.head[order] = index
+            area.tail[order] = index
+        } else if atTail {
+            let tail = Int(area.tail[order])
+            memMap[pfn].prev = UInt32(tail)
+            memMap[pfn].next = PageFrame.none
+            memMap[tail].next = index
+            area.tail[order] = index
+        } else {
+            let head = Int(area.head[order])
+            memMap[pfn].next = UInt32(head)
+            memMap[pfn].prev = PageFrame.none
+            memMap[head].prev = index
+            area.head[order] = index
+        }
+        area.nrFree[order] += 1
+    }
+
+    private func unlink(_ area: inout FreeArea, _ pfn: PFN, _ order: Int) {
+        let next = memMap[pfn].next
+        let prev = memMap[pfn].prev
+        if prev == PageFrame.none { area.head[order] = next } else { memMap[Int(prev)].next = next }
+        if next == PageFrame.none { area.tail[order] = prev } else { memMap[Int(next)].prev = prev }
+        memMap[pfn].freeOrder = 0
+        area.nrFree[order] -= 1
+    }
+}
