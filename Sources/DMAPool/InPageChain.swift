@@ -36,7 +36,7 @@ extension PoolContext {
         let offset = chain.offset
         let block = chain.page.vaddr + offset
         chain.inUse += 1
-        chain.offset = Int(UInt32(bitPattern: block.load(as: Int32.self)))
+        chain.offset = Int(UInt32(bitPattern: block.loadUnaligned(as: Int32.self)))
         return (block, chain.page.dma + DMAAddr(offset))
     }
 
@@ -58,7 +58,7 @@ extension PoolContext {
             if link == offset { return .present }
             free += 1
             guard free + chain.inUse <= geometry.blockOffsets.count, link >= 0 else { return .corrupted }
-            link = Int(UInt32(bitPattern: (chain.page.vaddr + link).load(as: Int32.self)))
+            link = Int(UInt32(bitPattern: (chain.page.vaddr + link).loadUnaligned(as: Int32.self)))
         }
         return .absent
     }

@@ -31,7 +31,7 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
     /// The corresponding kernel function is `dma_pool_alloc()`. Takes the pool lock once,
     /// twice when a page must be added (the page is allocated with the lock dropped).
     func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
-        var block = state.withLock { Self.pop(&$0) }
+        var block = state.withLock { $0.destroyed ? nil : Self.pop(&$0) }
         if block == nil {
             guard let page = context.allocPage() else { return nil }
             block = state.withLock { state in
@@ -41,7 +41,7 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
             }
         }
         guard let block else { return nil }
-        let dma = block.load(fromByteOffset: 8, as: DMAAddr.self)
+        let dma = block.loadUnaligned(fromByteOffset: 8, as: DMAAddr.self)
         if context.debug {
             context.checkBlock(block, linkSize: Self.blockLinkSize, function: "pool_check_block", zeroing: zero)
         }
@@ -66,6 +66,7 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
     func destroy() {
         let (pages, busy) = state.withLock { state in
             state.destroyed = true
+            state.nextBlock = nil
             defer { state.pages = [] }
             return (state.pages, state.nrActive != 0)
         }
@@ -81,7 +82,7 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
     @inline(__always)
     private static func pop(_ state: inout State) -> UnsafeMutableRawPointer? {
         guard let block = state.nextBlock else { return nil }
-        state.nextBlock = UnsafeMutableRawPointer(bitPattern: block.load(as: UInt.self))
+        state.nextBlock = UnsafeMutableRawPointer(bitPattern: block.loadUnaligned(as: UInt.self))
         state.nrActive += 1
         return block
     }
@@ -124,7 +125,7 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
                 context.device.err("pool_block_err \(context.name), dma \(dmaAddrText(dma)) already free")
                 return false
             }
-            block = UnsafeMutableRawPointer(bitPattern: current.load(as: UInt.self))
+            block = UnsafeMutableRawPointer(bitPattern: current.loadUnaligned(as: UInt.self))
         }
         context.poisonFreed(vaddr)
         return true
