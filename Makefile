@@ -1,0 +1,38 @@
+# dmaemu: `make run` builds and runs, `make test` installs what the tests need and runs them.
+SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+SHARED ?= ../shared
+# Debian packages the build, the tests and the C limits of $(SHARED)/bench need.
+DEBS   := gcc libc6-dev
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BENCH_OUT ?= bench-results
+
+.PHONY: deps build test run bench clean
+
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build:
+	$(SWIFT) build
+
+test: deps build
+	$(SWIFT) test
+
+# Until the daemon lands, `run` reproduces the seed's mpt3sas modprobe/rmmod loop.
+run:
+	$(SWIFT) build -c release --product dmaemu-bench
+	.build/release/dmaemu-bench mpt3sas
+
+# The benchmarks, with the C limits of $(SHARED)/bench measured in the same run.
+bench: deps
+	$(SWIFT) build -c release --product dmaemu-bench
+	mkdir -p $(BENCH_OUT)
+	cc -O2 -o $(BENCH_OUT)/pool_limit $(SHARED)/bench/pool_limit.c
+	.build/release/dmaemu-bench mpt3sas --limit $(BENCH_OUT)/pool_limit | tee $(BENCH_OUT)/mpt3sas.txt
+	.build/release/dmaemu-bench dmapool-test | tee $(BENCH_OUT)/dmapool-test.txt
+
+clean:
+	rm -rf .build $(BENCH_OUT)
