@@ -1,15 +1,10 @@
 // dma_alloc_coherent for a device with no IOMMU (dma-direct): whole pages from the buddy
-// allocator, from the highest zone the coherent mask reaches, zeroed. Every allocation is
-// recorded so that a free of something never allocated, or freed with another size or
-// CPU address, is reported in dma-debug's words instead of corrupting the allocator.
+// allocator, from the highest zone the coherent mask reaches, zeroed. The owning device
+// and the size are kept in the block's head page descriptor (page_private), so a free of
+// something this device never allocated is refused and reported in dma-debug's words,
+// and one with another size or CPU address reported, instead of corrupting the
+// allocator; checking costs nothing beyond the zone lock the free takes anyway.
 import PhysicalMemory
-
-/// Sendable: the pointer names emulated RAM, which any thread may reach through the device.
-struct CoherentAllocation: @unchecked Sendable {
-    let size: Int
-    let order: Int
-    let cpu: UnsafeMutableRawPointer
-}
 
 /// The kernel's get_order(): the smallest order whose block holds `size` bytes.
 public func pageOrder(_ size: Int) -> Int {
@@ -25,38 +20,42 @@ extension Device {
         guard size > 0 else { return nil }
         let order = pageOrder(size)
         guard order <= PhysicalMemory.maxOrder,
-            let phys = machine.allocPages(order: order, limit: limit(of: coherentDMAMask))
+            let phys = machine.allocPages(order: order, limit: limit(of: coherentDMAMask), owner: ownerTag | UInt64(size))
         else { return nil }
+        coherentCount.add(1, ordering: .relaxed)
         let cpu = machine.virt(phys)
         cpu.initializeMemory(as: UInt8.self, repeating: 0, count: PhysicalMemory.pageSize << order)
-        coherent.withLock { $0[phys] = CoherentAllocation(size: size, order: order, cpu: cpu) }
         return (cpu, phys)
     }
 
     /// The corresponding kernel function is `dma_free_coherent()`.
     public func freeCoherent(size: Int, cpu: UnsafeMutableRawPointer, dma: DMAAddr) {
-        guard let allocation = coherent.withLock({ $0.removeValue(forKey: dma) }) else {
+        guard let tag = machine.freeOwnedPages(dma, expected: ownerTag, mask: 0xffff_ffff_0000_0000) else {
             apiError(
                 "device driver tries to free DMA memory it has not allocated "
                     + "[device address=\(dmaAddrText(dma))] [size=\(size) bytes]")
             return
         }
-        if allocation.size != size {
+        let allocated = Int(tag & 0xffff_ffff)
+        if allocated != size {
             apiError(
                 "device driver frees DMA memory with different size [device address=\(dmaAddrText(dma))] "
-                    + "[map size=\(allocation.size) bytes] [unmap size=\(size) bytes]")
+                    + "[map size=\(allocated) bytes] [unmap size=\(size) bytes]")
         }
-        if allocation.cpu != cpu {
+        if cpu != machine.virt(dma) {
             apiError(
                 "device driver frees DMA memory with different CPU address [device address=\(dmaAddrText(dma))] "
-                    + "[size=\(size) bytes] [cpu alloc address=\(dmaAddrText(machine.kernelAddress(allocation.cpu)))] "
+                    + "[size=\(size) bytes] [cpu alloc address=\(dmaAddrText(machine.kernelAddress(machine.virt(dma))))] "
                     + "[cpu free address=\(dmaAddrText(machine.kernelAddress(cpu)))]")
         }
-        machine.freePages(dma, order: allocation.order)
+        coherentCount.subtract(1, ordering: .relaxed)
     }
 
+    /// The high word of a coherent block's page_private: this device.
+    private var ownerTag: UInt64 { UInt64(id) << 32 }
+
     /// Coherent allocations not yet freed: what dma-debug reports as leaked at remove.
-    public var coherentAllocationCount: Int { coherent.withLock { $0.count } }
+    public var coherentAllocationCount: Int { coherentCount.load(ordering: .relaxed) }
 
     /// A dma-debug complaint: "DMA-API: <driver> <device>: text", at KERN_WARNING as WARN prints it.
     public func apiError(_ text: String) {

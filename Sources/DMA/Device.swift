@@ -17,7 +17,10 @@ public final class Device: Sendable {
     private let coherentMask: Atomic<UInt64>
     private let alignMask: Atomic<UInt64>
     private let boundaryMask: Atomic<UInt64>
-    let coherent = Mutex<[DMAAddr: CoherentAllocation]>([:])
+    /// Tags this device's coherent blocks in their page descriptors.
+    let id: UInt32
+    let coherentCount = Atomic<Int>(0)
+    private static let nextID = Atomic<UInt32>(1)
 
     /// A PCI function starts with 32-bit masks and a 4 GiB segment boundary, as
     /// pci_device_add() leaves it; its driver widens them at probe.
@@ -29,6 +32,7 @@ public final class Device: Sendable {
         self.name = name
         self.bus = bus
         self.machine = machine
+        id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         streamingMask = Atomic(dmaMask)
         coherentMask = Atomic(coherentDMAMask)
         alignMask = Atomic(minAlignMask)

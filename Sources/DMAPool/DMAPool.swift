@@ -7,12 +7,6 @@ import DMA
 import PhysicalMemory
 
 public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is immutable; engines lock themselves
-    private enum Engine {
-        case stack(StackPool)
-        case rbtree(RBTreePool)
-        case legacy(LegacyPool)
-    }
-
     /// The name as the kernel keeps it: strscpy() into name[32], so at most 31 bytes.
     public let name: String
     public let device: Device
@@ -20,7 +14,18 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     public let geometry: DMAPoolGeometry
     /// DMAPOOL_DEBUG: poisoning, corruption and double-free checks.
     public let debug: Bool
+    /// Keeps the engine alive; the hot paths call it through `engine`.
+    private let owner: AnyObject
+    /// The engine, called without a retain/release pair: loading a class reference from a
+    /// property retains it for the call, two atomic operations that would cost as much as
+    /// the lock. `owner` keeps it alive as long as the pool.
     private let engine: Engine
+
+    private enum Engine {
+        case stack(Unmanaged<StackPool>)
+        case rbtree(Unmanaged<RBTreePool>)
+        case legacy(Unmanaged<LegacyPool>)
+    }
 
     /// The corresponding kernel function is `dma_pool_create()`: checks the arguments as
     /// the chosen generation did, then adds the pool at the head of the device's list,
@@ -36,9 +41,15 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
         self.debug = debug
         let context = PoolContext(name: self.name, device: device, geometry: geometry, debug: debug)
         switch algorithm {
-        case .stack: engine = .stack(StackPool(context: context))
-        case .rbtree: engine = .rbtree(RBTreePool(context: context))
-        case .legacy: engine = .legacy(LegacyPool(context: context))
+        case .stack:
+            let pool = StackPool(context: context)
+            (owner, engine) = (pool, .stack(.passUnretained(pool)))
+        case .rbtree:
+            let pool = RBTreePool(context: context)
+            (owner, engine) = (pool, .rbtree(.passUnretained(pool)))
+        case .legacy:
+            let pool = LegacyPool(context: context)
+            (owner, engine) = (pool, .legacy(.passUnretained(pool)))
         }
         device.dmaPools.add(self)
     }
@@ -52,20 +63,21 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     /// The corresponding kernel function is `dma_pool_zalloc()`: alloc with __GFP_ZERO.
     public func zalloc() -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? { alloc(zero: true) }
 
+    @inline(__always)
     private func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         switch engine {
-        case .stack(let pool): pool.alloc(zero: zero)
-        case .rbtree(let pool): pool.alloc(zero: zero)
-        case .legacy(let pool): pool.alloc(zero: zero)
+        case .stack(let pool): pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero) }
+        case .rbtree(let pool): pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero) }
+        case .legacy(let pool): pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero) }
         }
     }
 
     /// The corresponding kernel function is `dma_pool_free()`. Takes the pool lock; never sleeps.
     public func free(_ cpu: UnsafeMutableRawPointer, dma: DMAAddr) {
         switch engine {
-        case .stack(let pool): pool.free(cpu, dma: dma)
-        case .rbtree(let pool): pool.free(cpu, dma: dma)
-        case .legacy(let pool): pool.free(cpu, dma: dma)
+        case .stack(let pool): pool._withUnsafeGuaranteedRef { $0.free(cpu, dma: dma) }
+        case .rbtree(let pool): pool._withUnsafeGuaranteedRef { $0.free(cpu, dma: dma) }
+        case .legacy(let pool): pool._withUnsafeGuaranteedRef { $0.free(cpu, dma: dma) }
         }
     }
 
@@ -76,9 +88,9 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     public func destroy() {
         device.dmaPools.remove(self)
         switch engine {
-        case .stack(let pool): pool.destroy()
-        case .rbtree(let pool): pool.destroy()
-        case .legacy(let pool): pool.destroy()
+        case .stack(let pool): pool.takeUnretainedValue().destroy()
+        case .rbtree(let pool): pool.takeUnretainedValue().destroy()
+        case .legacy(let pool): pool.takeUnretainedValue().destroy()
         }
     }
 
@@ -86,9 +98,9 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     /// overcounts it), pages. legacy and rbtree walk their pages for it, as they did.
     public var counters: (active: Int, blocks: Int, pages: Int) {
         switch engine {
-        case .stack(let pool): pool.counters
-        case .rbtree(let pool): pool.counters
-        case .legacy(let pool): pool.counters
+        case .stack(let pool): pool.takeUnretainedValue().counters
+        case .rbtree(let pool): pool.takeUnretainedValue().counters
+        case .legacy(let pool): pool.takeUnretainedValue().counters
         }
     }
 
@@ -100,7 +112,7 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
 
     /// For tests of the rbtree engine: page count and black height (nil if unbalanced).
     public var treeShape: (pages: Int, blackHeight: Int?)? {
-        if case .rbtree(let pool) = engine { return pool.treeShape }
+        if case .rbtree(let pool) = engine { return pool.takeUnretainedValue().treeShape }
         return nil
     }
 }

@@ -13,7 +13,7 @@ final class LegacyPool: @unchecked Sendable {  // block memory is only touched u
     }
 
     let context: PoolContext
-    private let state = Mutex(State())
+    private let state = SpinLock(State())
 
     init(context: PoolContext) { self.context = context }
 

@@ -15,7 +15,7 @@ final class RBTreePool: @unchecked Sendable {  // block memory is only touched u
     }
 
     let context: PoolContext
-    private let state = Mutex(State())
+    private let state = SpinLock(State())
 
     init(context: PoolContext) { self.context = context }
 

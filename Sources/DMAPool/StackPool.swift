@@ -20,9 +20,15 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
     }
 
     let context: PoolContext
-    private let state = Mutex(State())
+    private let state = SpinLock(State())
+    /// The machine's RAM, the only place a freed block may be.
+    private let ram: ClosedRange<UInt>
 
-    init(context: PoolContext) { self.context = context }
+    init(context: PoolContext) {
+        self.context = context
+        let base = UInt(bitPattern: context.device.machine.base)
+        ram = base...(base + UInt(context.device.machine.size) - UInt(Self.blockLinkSize))
+    }
 
     var counters: (active: Int, blocks: Int, pages: Int) {
         state.withLock { ($0.nrActive, $0.nrBlocks, $0.pages.count) }
@@ -30,6 +36,7 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
 
     /// The corresponding kernel function is `dma_pool_alloc()`. Takes the pool lock once,
     /// twice when a page must be added (the page is allocated with the lock dropped).
+    @inline(__always)
     func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         var block = state.withLock { $0.destroyed ? nil : Self.pop(&$0) }
         if block == nil {
@@ -52,11 +59,13 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
     /// The corresponding kernel function is `dma_pool_free()`. The address is trusted, as
     /// in the kernel, unless debug is on; only an address outside RAM, which would bring
     /// down the daemon rather than corrupt the emulated machine, is always refused.
+    @inline(__always)
     func free(_ vaddr: UnsafeMutableRawPointer, dma: DMAAddr) {
+        guard ram.contains(UInt(bitPattern: vaddr)) else { return badDMA(vaddr, dma) }
         state.withLock { state in
-            guard !state.destroyed, blockIsValid(state, vaddr, dma) else { return }
+            guard !state.destroyed, !context.debug || blockIsValid(state, vaddr, dma) else { return }
             Self.push(&state, vaddr, dma)
-            state.nrActive -= 1
+            state.nrActive &-= 1
         }
     }
 
@@ -83,7 +92,7 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
     private static func pop(_ state: inout State) -> UnsafeMutableRawPointer? {
         guard let block = state.nextBlock else { return nil }
         state.nextBlock = UnsafeMutableRawPointer(bitPattern: block.loadUnaligned(as: UInt.self))
-        state.nrActive += 1
+        state.nrActive &+= 1
         return block
     }
 
@@ -105,15 +114,10 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
         state.pages.append(page)
     }
 
-    /// pool_block_err(): in debug, a dma in no page is "bad dma" and a block already on
+    /// pool_block_err() in debug: a dma in no page is "bad dma" and a block already on
     /// the free stack is "already free"; otherwise the block is poisoned and may be pushed.
     private func blockIsValid(_ state: State, _ vaddr: UnsafeMutableRawPointer, _ dma: DMAAddr) -> Bool {
         let allocation = DMAAddr(context.allocation)
-        guard context.device.machine.contains(vaddr) else {
-            badDMA(vaddr, dma)
-            return false
-        }
-        guard context.debug else { return true }
         // pool_find_page() walks page_list from its head, the newest page.
         guard state.pages.reversed().contains(where: { dma >= $0.dma && dma - $0.dma < allocation }) else {
             badDMA(vaddr, dma)

@@ -21,6 +21,8 @@ public final class FaultInjection: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Whether any mode is set: the page allocator reads only this while injection is off.
+    private let armed = Atomic(false)
 
     public init() {}
 
@@ -30,6 +32,7 @@ public final class FaultInjection: Sendable {
             state.withLock { state in
                 state = State(mode: newValue, calls: 0, rng: 0, injected: state.injected)
                 if case .fraction(_, let seed) = newValue { state.rng = seed | 1 }
+                armed.store(newValue != .off, ordering: .relaxed)
             }
         }
     }
@@ -39,7 +42,8 @@ public final class FaultInjection: Sendable {
 
     /// The corresponding kernel function is `should_fail_alloc_page()`.
     func shouldFail() -> Bool {
-        state.withLock { state in
+        guard armed.load(ordering: .relaxed) else { return false }
+        return state.withLock { state in
             let fail: Bool
             switch state.mode {
             case .off:

@@ -17,4 +17,7 @@ struct PageFrame {
     var freeOrder: UInt8
     /// order + 1 while this page heads an allocated block of that order, else 0.
     var allocOrder: UInt8
+    /// page_private(): the allocating layer's word for an allocated block's head page,
+    /// zeroed when the block is handed out.
+    var owner: UInt64
 }

@@ -109,11 +109,12 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
 
     /// The corresponding kernel function is `alloc_pages()`: 2^order contiguous pages,
     /// aligned to their size, wholly below `limit`. Zones are tried from the highest the
-    /// limit allows downwards, as the zonelist falls back. May be called from any thread.
-    public func allocPages(order: Int, limit: PhysAddr = .max) -> PhysAddr? {
+    /// limit allows downwards, as the zonelist falls back. `owner` becomes the block's
+    /// page_private word (see `freeOwnedPages`). May be called from any thread.
+    public func allocPages(order: Int, limit: PhysAddr = .max, owner: UInt64 = 0) -> PhysAddr? {
         guard order >= 0 && order <= Self.maxOrder, !faults.shouldFail() else { return nil }
         for zone in zones.reversed() where zone.startPFN << Self.pageShift < limit {
-            guard let pfn = zone.rmqueue(order: order) else { continue }
+            guard let pfn = zone.rmqueue(order: order, owner: owner) else { continue }
             let end = PhysAddr(pfn + (1 << order)) << PhysAddr(Self.pageShift)
             if end <= limit { return PhysAddr(pfn) << PhysAddr(Self.pageShift) }
             zone.free(pfn, order: order)
@@ -140,7 +141,29 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
         }
     }
 
-    func zone(of pfn: PFN) -> Zone? { zones.first { $0.contains(pfn) } }
+    func zone(of pfn: PFN) -> Zone? {
+        for zone in zones where zone.contains(pfn) { return zone }
+        return nil
+    }
+
+    /// page_private() of an allocated block: the word its allocator keeps in the head
+    /// page's descriptor (the DMA layer records the owning device and the size there).
+    /// nil unless `phys` is the head of an allocated block.
+    public func pagePrivate(_ phys: PhysAddr) -> UInt64? {
+        let pfn = PFN(phys >> PhysAddr(Self.pageShift))
+        guard phys & PhysAddr(Self.pageSize - 1) == 0, let zone = zone(of: pfn) else { return nil }
+        return zone.pagePrivate(pfn)
+    }
+
+    /// Frees the block `phys` heads, with its allocated order, only if its private word
+    /// matches `expected` in the bits of `mask`: one check-and-free under the zone lock, so
+    /// an owner can refuse a free of what it never allocated. Returns the private word, or
+    /// nil (nothing changed) when `phys` heads no allocated block or another owner's.
+    public func freeOwnedPages(_ phys: PhysAddr, expected: UInt64, mask: UInt64) -> UInt64? {
+        let pfn = PFN(phys >> PhysAddr(Self.pageShift))
+        guard phys & PhysAddr(Self.pageSize - 1) == 0, let zone = zone(of: pfn) else { return nil }
+        return zone.freeOwned(pfn, expected: expected, mask: mask)
+    }
 
     /// The number of free pages in the zone, or 0 when the machine has no such zone.
     public func freePages(in kind: ZoneKind) -> Int { zones.first { $0.kind == kind }?.freePages ?? 0 }

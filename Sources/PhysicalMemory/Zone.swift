@@ -16,7 +16,7 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
     let startPFN: PFN
     let endPFN: PFN
     private let memMap: UnsafeMutablePointer<PageFrame>
-    private let area = Mutex(FreeArea())
+    private let area = SpinLock(FreeArea())
 
     init(kind: ZoneKind, startPFN: PFN, endPFN: PFN, memMap: UnsafeMutablePointer<PageFrame>) {
         self.kind = kind
@@ -53,8 +53,13 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
     }
 
     /// The corresponding kernel function is `__rmqueue_smallest()`. Takes zone->lock.
-    func rmqueue(order: Int) -> PFN? {
-        area.withLock { area in takeBlock(&area, order: order) }
+    /// `owner` becomes the block's private word.
+    func rmqueue(order: Int, owner: UInt64 = 0) -> PFN? {
+        area.withLock { area in
+            let pfn = takeBlock(&area, order: order)
+            if let pfn { memMap[pfn].owner = owner }
+            return pfn
+        }
     }
 
     /// Takes up to `count` order-0 pages under one acquisition of the lock, the way the
@@ -70,6 +75,24 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
                 produced += 1
             }
             return produced
+        }
+    }
+
+    /// The private word of an allocated block's head page; nil for any other page.
+    func pagePrivate(_ pfn: PFN) -> UInt64? {
+        area.withLock { _ in memMap[pfn].allocOrder != 0 ? memMap[pfn].owner : nil }
+    }
+
+    /// Frees the allocated block headed by `pfn`, with the order it was allocated with,
+    /// if its private word matches `expected` under `mask`; returns that word, or nil and
+    /// changes nothing.
+    func freeOwned(_ pfn: PFN, expected: UInt64, mask: UInt64) -> UInt64? {
+        area.withLock { area in
+            let allocOrder = Int(memMap[pfn].allocOrder)
+            let owner = memMap[pfn].owner
+            guard allocOrder != 0, owner & mask == expected else { return nil }
+            putBlock(&area, pfn, order: allocOrder - 1)
+            return owner
         }
     }
 

@@ -64,3 +64,10 @@ func runLimit(_ path: String, _ arguments: [String]) throws -> [[String: Any]] {
 func padded(_ text: String, _ width: Int) -> String {
     text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
 }
+
+/// The median (for an even count, the mean of the middle two).
+func medianOf(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}

@@ -18,6 +18,7 @@ struct MPT3SASBench: ParsableCommand {
     @Option(help: "Block size in bytes.") var size = 128
     @Option(help: "A compiled ../shared/bench/pool_limit.c to run beside, in the same run.")
     var limit: String?
+    @Option(help: "Runs, interleaved with the limit's; the medians are reported.") var runs = 3
     @Flag(help: "One JSON object per result line.") var json = false
 
     struct Result {
@@ -31,31 +32,51 @@ struct MPT3SASBench: ParsableCommand {
     func validate() throws {
         guard count > 0 && count <= 50_000_000 else { throw ValidationError("--count must be 1...50000000") }
         guard size > 0 && size <= 4096 else { throw ValidationError("--size must be 1...4096") }
+        guard runs > 0 && runs <= 100 else { throw ValidationError("--runs must be 1...100") }
     }
 
     func run() throws {
-        var results: [Result] = []
-        for algorithm in self.algorithm.algorithms {
-            let result = try measure(algorithm)
-            results.append(result)
-            if json {
+        // This machine is noisy: each run measures every algorithm and then the C limit,
+        // so both see the same conditions, and medians are reported.
+        var samples: [DMAPoolAlgorithm: [Result]] = [:]
+        var limitSamples: [String: [[String: Any]]] = [:]
+        for _ in 0..<runs {
+            for algorithm in self.algorithm.algorithms { samples[algorithm, default: []].append(try measure(algorithm)) }
+            if let limit {
+                for shape in ["stack", "legacy"] {
+                    if let line = try runLimit(limit, [String(count), shape, String(size)]).first {
+                        limitSamples[shape, default: []].append(line)
+                    }
+                }
+            }
+        }
+        let results = self.algorithm.algorithms.map { median(samples[$0]!) }
+        var limits: [String: [String: Any]] = [:]
+        for (shape, lines) in limitSamples {
+            var line = lines[0]
+            for key in ["alloc_ms", "free_ms"] { line[key] = medianOf(lines.compactMap { $0[key] as? Double }) }
+            limits[shape] = line
+        }
+        if json {
+            for result in results {
                 print(jsonLine([
-                    ("algorithm", algorithm.rawValue), ("count", count), ("size", size),
+                    ("algorithm", result.algorithm.rawValue), ("count", count), ("size", size),
                     ("alloc_ms", result.allocMs), ("free_ms", result.freeMs),
                     ("pages", result.pages), ("blocks", result.blocks),
                 ]))
             }
-        }
-        var limits: [String: [String: Any]] = [:]
-        if let limit {
             for shape in ["stack", "legacy"] {
-                if let line = try runLimit(limit, [String(count), shape, String(size)]).first {
-                    limits[shape] = line
-                    if json { print(jsonLine(line.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })) }
-                }
+                if let line = limits[shape] { print(jsonLine(line.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })) }
             }
+        } else {
+            printTable(results, limits)
         }
-        if !json { printTable(results, limits) }
+    }
+
+    func median(_ results: [Result]) -> Result {
+        Result(
+            algorithm: results[0].algorithm, allocMs: medianOf(results.map(\.allocMs)),
+            freeMs: medianOf(results.map(\.freeMs)), pages: results[0].pages, blocks: results[0].blocks)
     }
 
     /// One pass of the loop on a fresh machine; only the pool work is timed.
@@ -85,6 +106,7 @@ struct MPT3SASBench: ParsableCommand {
 
     func printTable(_ results: [Result], _ limits: [String: [String: Any]]) {
         print("mpt3sas chain pool: \(count) x \(size) B; create+alloc, then free in allocation order + destroy")
+        print("(medians of \(runs) runs\(limit == nil ? "" : ", each beside a run of the C limit"))")
         print("")
         print(padded("algorithm", 10) + padded("create+alloc", 14) + padded("free+destroy", 14)
             + padded("pages", 8) + padded("blocks", 9) + padded("seed alloc/free", 17) + "C limit alloc/free (ratio)")
