@@ -27,7 +27,9 @@ let package = Package(
         ),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
         .testTarget(name: "DMATests", dependencies: ["DMA", "PhysicalMemory"]),
-        .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory"]),
+        .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats"]),
+        // glibc's heap statistics, for the tests that prove a hot path allocates nothing.
+        .target(name: "CHeapStats", path: "Tests/CHeapStats"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -89,3 +89,23 @@ import Testing
         #expect(device.allocCoherent(size: 4 << 20) != nil)
     }
 }
+
+@Suite struct CoherentOwnershipTests {
+    @Test func anotherDevicesBlockIsRefused() throws {
+        let ram = try PhysicalMemory(size: 64 << 20)
+        let owner = Device(name: "0000:00:02.0", machine: ram)
+        let other = Device(name: "0000:00:03.0", machine: ram)
+        let block = try #require(owner.allocCoherent(size: 8192))
+        let free = ram.freePages
+        other.freeCoherent(size: 8192, cpu: block.cpu, dma: block.dma)
+        #expect(ram.freePages == free)
+        #expect(owner.coherentAllocationCount == 1 && other.coherentAllocationCount == 0)
+        owner.freeCoherent(size: 8192, cpu: block.cpu, dma: block.dma)
+        #expect(ram.freePages == free + 2)
+        #expect(
+            ram.log.texts() == [
+                "DMA-API: pci 0000:00:03.0: device driver tries to free DMA memory it has not allocated "
+                    + "[device address=0x0000000001000000] [size=8192 bytes]"
+            ])
+    }
+}
