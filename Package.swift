@@ -1,12 +1,13 @@
 // swift-tools-version: 6.0
 // dmaemu: the kernel's DMA memory machinery as Swift engines. Modules depend downward only
-// (see ../shared/DESIGN.md): PhysicalMemory <- DMA <- DMAPool <- dmaemu-bench.
+// (see ../shared/DESIGN.md): PhysicalMemory <- SWIOTLB <- DMA <- DMAPool <- dmaemu-bench.
 import PackageDescription
 
 let package = Package(
     name: "dmaemu",
     products: [
         .library(name: "PhysicalMemory", targets: ["PhysicalMemory"]),
+        .library(name: "SWIOTLB", targets: ["SWIOTLB"]),
         .library(name: "DMA", targets: ["DMA"]),
         .library(name: "DMAPool", targets: ["DMAPool"]),
         .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
@@ -16,7 +17,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "PhysicalMemory"),
-        .target(name: "DMA", dependencies: ["PhysicalMemory"]),
+        .target(name: "SWIOTLB", dependencies: ["PhysicalMemory"]),
+        .target(name: "DMA", dependencies: ["SWIOTLB", "PhysicalMemory"]),
         .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory"]),
         .executableTarget(
             name: "dmaemu-bench",
@@ -26,7 +28,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
-        .testTarget(name: "DMATests", dependencies: ["DMA", "PhysicalMemory"]),
+        .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory"]),
+        .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory"]),
         .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats"]),
         // glibc's heap statistics, for the tests that prove a hot path allocates nothing.
         .target(name: "CHeapStats", path: "Tests/CHeapStats"),

@@ -141,6 +141,19 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
         }
     }
 
+    /// The corresponding kernel function is `memblock_alloc_low()` (below `limit`): a
+    /// physically contiguous range of any size, taken from the allocator for good, as boot
+    /// code and reserved-memory regions take it. Highest allowed zone first.
+    public func reserveContiguous(bytes: Int, limit: PhysAddr = .max) -> PhysAddr? {
+        let pages = (bytes + Self.pageSize - 1) >> Self.pageShift
+        guard pages > 0 else { return nil }
+        for zone in zones.reversed() where zone.startPFN << Self.pageShift < limit {
+            let endLimit = PFN(min(limit, PhysAddr(zone.endPFN) << PhysAddr(Self.pageShift)) >> PhysAddr(Self.pageShift))
+            if let pfn = zone.reserve(pages: pages, endLimit: endLimit) { return PhysAddr(pfn) << PhysAddr(Self.pageShift) }
+        }
+        return nil
+    }
+
     func zone(of pfn: PFN) -> Zone? {
         for zone in zones where zone.contains(pfn) { return zone }
         return nil

@@ -96,6 +96,44 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
         }
     }
 
+    /// Takes `pages` contiguous frames out of the allocator for good (memblock-style
+    /// reservation): the lowest run of free max-order blocks long enough, the tail beyond
+    /// `pages` given back. Returns the first frame, or nil.
+    func reserve(pages: Int, endLimit: PFN) -> PFN? {
+        let blockPages = 1 << PhysicalMemory.maxOrder
+        let blocks = (pages + blockPages - 1) / blockPages
+        return area.withLock { area -> PFN? in
+            var free: [PFN] = []
+            var next = area.head[PhysicalMemory.maxOrder]
+            while next != PageFrame.none {
+                free.append(PFN(next))
+                next = memMap[Int(next)].next
+            }
+            free.sort()
+            var runStart = 0
+            for i in free.indices {
+                if i > 0 && free[i] != free[i - 1] + blockPages { runStart = i }
+                guard i - runStart + 1 == blocks else { continue }
+                let first = free[runStart]
+                guard first + pages <= endLimit else { return nil }
+                for pfn in free[runStart...i] { unlink(&area, pfn, PhysicalMemory.maxOrder) }
+                var tail = first + pages
+                while tail < first + blocks * blockPages {  // give back the unused tail
+                    var order = 0
+                    while order < PhysicalMemory.maxOrder && tail & ((2 << order) - 1) == 0
+                        && tail + (2 << order) <= first + blocks * blockPages
+                    {
+                        order += 1
+                    }
+                    link(&area, tail, order, atTail: false)
+                    tail += 1 << order
+                }
+                return first
+            }
+            return nil
+        }
+    }
+
     enum FreeError: Error { case notAllocated, orderMismatch(allocated: Int) }
 
     /// The corresponding kernel function is `__free_one_page()`: merge with free buddies.

@@ -1,0 +1,21 @@
+// What swiotlb keeps per device (struct device's dma_io_tlb_* fields): the mem it maps
+// through, its transient pools, and whether it ever bounced, so devices that never did
+// skip the pool lookup on unmap entirely.
+import Synchronization
+
+public final class IOTLBClient: Sendable {
+    public let mem: IOTLBMem
+    /// The device's "<driver> <name>" prefix for its messages, read only when one is printed.
+    let prefix: @Sendable () -> String
+    let transientPools = Mutex<[IOTLBPool]>([])
+    /// dev->dma_uses_io_tlb.
+    let usesIOTLB = Atomic(false)
+
+    public init(mem: IOTLBMem, prefix: @escaping @Sendable () -> String) {
+        self.mem = mem
+        self.prefix = prefix
+    }
+
+    /// Transient pools this device holds now.
+    public var transientPoolCount: Int { transientPools.withLock { $0.count } }
+}

@@ -1,0 +1,96 @@
+// swiotlb_tbl_map_single() and friends: what dma-direct calls when a buffer must bounce.
+// The original is copied into the bounce slots at map for every direction, so that a
+// device writing only part of the buffer cannot expose stale bounce data (the info-leak
+// fix); sync and unmap copy by direction.
+import PhysicalMemory
+
+/// What a device asks of the software IO TLB, read from its masks at each call.
+public struct IOTLBDeviceLimits: Sendable {
+    public var minAlignMask: UInt64
+    public var segmentBoundaryMask: UInt64
+    /// The first address above the device's streaming DMA mask (transient pools stay below it).
+    public var dmaLimit: PhysAddr
+
+    public init(minAlignMask: UInt64, segmentBoundaryMask: UInt64, dmaLimit: PhysAddr) {
+        self.minAlignMask = minAlignMask
+        self.segmentBoundaryMask = segmentBoundaryMask
+        self.dmaLimit = dmaLimit
+    }
+}
+
+extension IOTLBMem {
+    /// The corresponding kernel function is `swiotlb_tbl_map_single()`: slots for the
+    /// mapping, padded in front so that the bounce address keeps the original's bits under
+    /// min_align_mask, then the original copied in. Returns the bounce (dma) address, or
+    /// nil after reporting that the buffer is full (unless `warn` is false: DMA_ATTR_NO_WARN).
+    /// The search starts in the area of `cpu`, by default the calling CPU.
+    public func mapSingle(
+        _ client: IOTLBClient, origAddr: PhysAddr, size mappingSize: Int, allocAlignMask: UInt64 = 0,
+        limits: IOTLBDeviceLimits, mayBlock: Bool = false, warn: Bool = true, cpu: Int? = nil
+    ) -> PhysAddr? {
+        var offset = Int(origAddr & limits.minAlignMask & (allocAlignMask | UInt64(IOTLB.size - 1)))
+        let align = Int(allocAlignMask) + 1
+        let size = (mappingSize + offset + align - 1) / align * align
+        let request = IOTLBPool.Request(
+            origAddr: origAddr, allocSize: size, allocAlignMask: allocAlignMask, minAlignMask: limits.minAlignMask,
+            segmentBoundaryMask: limits.segmentBoundaryMask)
+        guard let (pool, first) = findSlots(client, request, dmaLimit: limits.dmaLimit, mayBlock: mayBlock, cpu: cpu) else {
+            if warn { reportFull(client, size: size) }
+            return nil
+        }
+        let padSlots = offset >> IOTLB.shift
+        offset &= IOTLB.size - 1
+        let index = pool.recordOriginal(first, padSlots: padSlots, nslots: IOTLB.slots(size), origAddr: origAddr)
+        let tlbAddr = pool.start + PhysAddr(index << IOTLB.shift + offset)
+        bounce(client, pool, tlbAddr, size: mappingSize, .toBounce, limits: limits)
+        return tlbAddr
+    }
+
+    /// The pool a bounce address belongs to, for this device; nil when it is not one.
+    public func pool(_ client: IOTLBClient, holding tlbAddr: PhysAddr) -> IOTLBPool? { findPool(client, tlbAddr) }
+
+    /// swiotlb_sync_single_for_cpu(): bounce -> original.
+    public func syncForCPU(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, size: Int, limits: IOTLBDeviceLimits) {
+        bounce(client, pool, tlbAddr, size: size, .fromBounce, limits: limits)
+    }
+
+    /// swiotlb_sync_single_for_device(): original -> bounce.
+    public func syncForDevice(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, size: Int, limits: IOTLBDeviceLimits) {
+        bounce(client, pool, tlbAddr, size: size, .toBounce, limits: limits)
+    }
+
+    /// The slot release of `swiotlb_tbl_unmap_single()`, after any copy back.
+    public func unmapSingle(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, limits: IOTLBDeviceLimits) {
+        release(client, pool, tlbAddr, minAlignMask: limits.minAlignMask)
+    }
+
+    private func bounce(
+        _ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, size: Int, _ copy: IOTLBPool.Copy,
+        limits: IOTLBDeviceLimits
+    ) {
+        guard let (copied, overflow) = pool.bounce(tlbAddr, size: size, copy, minAlignMask: limits.minAlignMask, ram: ram)
+        else { return }
+        if let overflow { reportOverflow(client, allocSize: overflow, size: size) }
+        _ = copied
+    }
+
+    /// The corresponding kernel function is `swiotlb_alloc()`: coherent memory from a
+    /// restricted pool, aligned to its size rounded up to a power-of-two number of pages.
+    public func allocCoherent(_ client: IOTLBClient, size: Int, limits: IOTLBDeviceLimits) -> PhysAddr? {
+        var pages = 1
+        while pages * PhysicalMemory.pageSize < size { pages <<= 1 }
+        let request = IOTLBPool.Request(
+            origAddr: 0, allocSize: size, allocAlignMask: UInt64(pages * PhysicalMemory.pageSize - 1),
+            minAlignMask: limits.minAlignMask, segmentBoundaryMask: limits.segmentBoundaryMask)
+        guard let (pool, index) = findSlots(client, request, dmaLimit: limits.dmaLimit, mayBlock: true, cpu: nil) else { return nil }
+        return pool.start + PhysAddr(index << IOTLB.shift)
+    }
+
+    /// The corresponding kernel function is `swiotlb_free()`; false when `phys` is not a
+    /// block of this device's pool.
+    public func freeCoherent(_ client: IOTLBClient, _ phys: PhysAddr, limits: IOTLBDeviceLimits) -> Bool {
+        guard let pool = findPool(client, phys) else { return false }
+        release(client, pool, phys, minAlignMask: limits.minAlignMask)
+        return true
+    }
+}
