@@ -18,11 +18,20 @@ extension Device {
     /// address and the dma address, or nil when no block below the mask is free. May sleep.
     public func allocCoherent(size: Int) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         guard size > 0 else { return nil }
+        if let swiotlb, swiotlb.mem.forAlloc {  // a restricted pool serves its devices' coherent memory
+            guard let phys = swiotlb.mem.allocCoherent(swiotlb, size: size, limits: iotlbLimits) else { return nil }
+            let cpu = machine.virt(phys)
+            cpu.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+            coherentCount.add(1, ordering: .relaxed)
+            debug?.add(DebugEntry(dma: phys, size: size, direction: .bidirectional, type: .coherent))
+            return (cpu, phys)
+        }
         let order = pageOrder(size)
         guard order <= PhysicalMemory.maxOrder,
             let phys = machine.allocPages(order: order, limit: limit(of: coherentDMAMask), owner: ownerTag | UInt64(size))
         else { return nil }
         coherentCount.add(1, ordering: .relaxed)
+        debug?.add(DebugEntry(dma: phys, size: size, direction: .bidirectional, type: .coherent))
         let cpu = machine.virt(phys)
         cpu.initializeMemory(as: UInt8.self, repeating: 0, count: PhysicalMemory.pageSize << order)
         return (cpu, phys)
@@ -30,6 +39,13 @@ extension Device {
 
     /// The corresponding kernel function is `dma_free_coherent()`.
     public func freeCoherent(size: Int, cpu: UnsafeMutableRawPointer, dma: DMAAddr) {
+        if let swiotlb, swiotlb.mem.forAlloc {
+            guard debug?.checkUnmap(self, dma: dma, size: size, direction: .bidirectional, type: .coherent) ?? true,
+                swiotlb.mem.freeCoherent(swiotlb, dma, limits: iotlbLimits)
+            else { return }
+            coherentCount.subtract(1, ordering: .relaxed)
+            return
+        }
         guard let tag = machine.freeOwnedPages(dma, expected: ownerTag, mask: 0xffff_ffff_0000_0000) else {
             apiError(
                 "device driver tries to free DMA memory it has not allocated "
@@ -49,6 +65,7 @@ extension Device {
                     + "[cpu free address=\(dmaAddrText(machine.kernelAddress(cpu)))]")
         }
         coherentCount.subtract(1, ordering: .relaxed)
+        _ = debug?.checkUnmap(self, dma: dma, size: allocated, direction: .bidirectional, type: .coherent)
     }
 
     /// The high word of a coherent block's page_private: this device.

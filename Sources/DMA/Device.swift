@@ -2,6 +2,7 @@
 // allocations and the driver it is bound to. Masks are atomics because the streaming
 // map path reads them on every call and must not take a second lock for it.
 import PhysicalMemory
+import SWIOTLB
 import Synchronization
 
 public final class Device: Sendable {
@@ -12,7 +13,12 @@ public final class Device: Sendable {
     /// The pools of this device, newest first, as dev->dma_pools (DMAPool fills it).
     public let dmaPools = DevicePoolList()
 
-    private let driver = Mutex<String?>(nil)
+    /// The software IO TLB this device bounces through (dev->dma_io_tlb_mem), if any.
+    public let swiotlb: IOTLBClient?
+    /// dma-debug's record of this device's mappings, when dma-debug is on.
+    let debug: DMADebug?
+
+
     private let streamingMask: Atomic<UInt64>
     private let coherentMask: Atomic<UInt64>
     private let alignMask: Atomic<UInt64>
@@ -23,15 +29,22 @@ public final class Device: Sendable {
     private static let nextID = Atomic<UInt32>(1)
 
     /// A PCI function starts with 32-bit masks and a 4 GiB segment boundary, as
-    /// pci_device_add() leaves it; its driver widens them at probe.
+    /// pci_device_add() leaves it; its driver widens them at probe. `swiotlb` is the
+    /// machine's default software IO TLB or a restricted pool; `dmaDebug` turns on
+    /// dma-debug's tracking for this device.
     public init(
-        name: String, machine: PhysicalMemory, bus: String = "pci",
+        name: String, machine: PhysicalMemory, bus: String = "pci", swiotlb: IOTLBMem? = nil, dmaDebug: Bool = false,
         dmaMask: UInt64 = dmaBitMask(32), coherentDMAMask: UInt64 = dmaBitMask(32),
         minAlignMask: UInt64 = 0, segmentBoundaryMask: UInt64 = 0xffff_ffff
     ) {
         self.name = name
         self.bus = bus
         self.machine = machine
+        // The client prints "<driver> <name>" in its reports; it reads the driver then.
+        let box = DriverName(name: name, bus: bus)
+        self.driverBox = box
+        self.swiotlb = swiotlb.map { IOTLBClient(mem: $0) { box.prefix } }
+        self.debug = dmaDebug ? DMADebug() : nil
         id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         streamingMask = Atomic(dmaMask)
         coherentMask = Atomic(coherentDMAMask)
@@ -39,14 +52,21 @@ public final class Device: Sendable {
         boundaryMask = Atomic(segmentBoundaryMask)
     }
 
+    private let driverBox: DriverName
+
     /// The bound driver's name, or nil while unbound.
     public var driverName: String? {
-        get { driver.withLock { $0 } }
-        set { driver.withLock { $0 = newValue } }
+        get { driverBox.driver.withLock { $0 } }
+        set { driverBox.driver.withLock { $0 = newValue } }
     }
 
     /// The corresponding kernel function is `dev_driver_string()`.
     public var driverString: String { driverName ?? bus }
+
+    /// The limits a swiotlb search reads from this device.
+    var iotlbLimits: IOTLBDeviceLimits {
+        IOTLBDeviceLimits(minAlignMask: minAlignMask, segmentBoundaryMask: segmentBoundaryMask, dmaLimit: limit(of: dmaMask))
+    }
 
     /// The streaming DMA mask (dma_set_mask()).
     public var dmaMask: UInt64 {
@@ -86,3 +106,18 @@ public final class Device: Sendable {
 
 /// `%pad`: a dma address as "0x" and 16 hex digits.
 public func dmaAddrText(_ dma: DMAAddr) -> String { "0x" + hex(dma, 16) }
+
+/// The driver binding, shared with the swiotlb client so its reports name the device as
+/// dev_warn() would at the time of the report.
+final class DriverName: Sendable {
+    let name: String
+    let bus: String
+    let driver = Mutex<String?>(nil)
+
+    init(name: String, bus: String) {
+        self.name = name
+        self.bus = bus
+    }
+
+    var prefix: String { "\(driver.withLock { $0 } ?? bus) \(name)" }
+}

@@ -1,0 +1,136 @@
+// The streaming DMA API as dma-direct implements it with no IOMMU: a buffer the device
+// can reach by its mask is used in place; one it cannot, or any buffer when bouncing is
+// forced (swiotlb=force, a restricted pool, a confidential VM), goes through the
+// software IO TLB. Unmap and the syncs copy between bounce and original by direction.
+import PhysicalMemory
+import SWIOTLB
+
+extension Device {
+    /// dma_capable(): the whole range lies at or below the streaming mask.
+    @inline(__always)
+    func dmaCapable(_ dma: DMAAddr, _ size: Int) -> Bool {
+        let end = dma &+ UInt64(max(size, 1)) &- 1
+        return end >= dma && end <= dmaMask
+    }
+
+    /// The corresponding kernel function is `dma_map_page()` (`dma_map_single()` for a CPU
+    /// address): the dma address the device uses for [phys, phys + size), or nil for
+    /// DMA_MAPPING_ERROR. May be called where sleeping is not allowed.
+    public func mapSingle(_ phys: PhysAddr, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) -> DMAAddr? {
+        guard let dma = map(phys, size, direction, attributes) else { return nil }
+        debug?.add(DebugEntry(dma: dma, size: size, direction: direction, type: .single))
+        return dma
+    }
+
+    /// dma_map_single() on a CPU address in this machine's RAM.
+    public func mapSingle(_ cpu: UnsafeRawPointer, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) -> DMAAddr? {
+        guard machine.contains(cpu) else {
+            apiError("device driver maps memory outside RAM [size=\(size) bytes]")
+            return nil
+        }
+        return mapSingle(machine.phys(cpu), size: size, direction, attributes: attributes)
+    }
+
+    /// The corresponding kernel function is `dma_unmap_page()`: for FROM_DEVICE and
+    /// BIDIRECTIONAL the bounce buffer is copied back first (unless SKIP_CPU_SYNC).
+    public func unmapSingle(_ dma: DMAAddr, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) {
+        if let debug, !debug.checkUnmap(self, dma: dma, size: size, direction: direction, type: .single) { return }
+        unmap(dma, size, direction, attributes)
+    }
+
+    /// The corresponding kernel function is `dma_sync_single_for_cpu()`: bounce -> original
+    /// for FROM_DEVICE and BIDIRECTIONAL. `dma` may point anywhere inside a mapping.
+    public func syncSingleForCPU(_ dma: DMAAddr, size: Int, _ direction: DMADirection) {
+        if let debug, !debug.checkSync(self, dma: dma, size: size, direction: direction) { return }
+        guard direction.deviceWrites, let swiotlb, let pool = swiotlb.mem.pool(swiotlb, holding: dma) else { return }
+        swiotlb.mem.syncForCPU(swiotlb, pool, dma, size: size, limits: iotlbLimits)
+    }
+
+    /// The corresponding kernel function is `dma_sync_single_for_device()`: original ->
+    /// bounce for TO_DEVICE and BIDIRECTIONAL.
+    public func syncSingleForDevice(_ dma: DMAAddr, size: Int, _ direction: DMADirection) {
+        if let debug, !debug.checkSync(self, dma: dma, size: size, direction: direction) { return }
+        guard direction.deviceReads, let swiotlb, let pool = swiotlb.mem.pool(swiotlb, holding: dma) else { return }
+        swiotlb.mem.syncForDevice(swiotlb, pool, dma, size: size, limits: iotlbLimits)
+    }
+
+    /// The corresponding kernel function is `dma_map_sg()`: each entry mapped on its own
+    /// (no IOMMU merges them). Returns the entry count, or 0 after undoing the entries
+    /// already mapped when one fails.
+    public func mapSG(_ list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection, attributes: DMAAttributes = []) -> Int {
+        for i in list.indices {
+            guard let dma = map(list[i].phys, list[i].length, direction, attributes) else {
+                for j in 0..<i { unmap(list[j].dmaAddress, list[j].dmaLength, direction, attributes.union(.skipCPUSync)) }
+                return 0
+            }
+            list[i].dmaAddress = dma
+            list[i].dmaLength = list[i].length
+        }
+        if let debug {
+            for entry in list { debug.add(DebugEntry(dma: entry.dmaAddress, size: entry.dmaLength, direction: direction, type: .scatterGather)) }
+        }
+        return list.count
+    }
+
+    /// The corresponding kernel function is `dma_unmap_sg()`.
+    public func unmapSG(_ list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection, attributes: DMAAttributes = []) {
+        for entry in list {
+            if let debug, !debug.checkUnmap(self, dma: entry.dmaAddress, size: entry.dmaLength, direction: direction, type: .scatterGather) {
+                continue
+            }
+            unmap(entry.dmaAddress, entry.dmaLength, direction, attributes)
+        }
+    }
+
+    /// Whether a map of this buffer would bounce (for the benchmark's report).
+    public func wouldBounce(_ phys: PhysAddr, size: Int) -> Bool {
+        guard let swiotlb else { return false }
+        return swiotlb.mem.forceBounce || !dmaCapable(phys, size)
+    }
+
+    // MARK: - dma-direct
+
+    /// dma_direct_map_page().
+    private func map(_ phys: PhysAddr, _ size: Int, _ direction: DMADirection, _ attributes: DMAAttributes) -> DMAAddr? {
+        guard direction != .none else {
+            apiError("device driver maps memory with invalid direction [size=\(size) bytes] [direction=\(direction)]")
+            return nil
+        }
+        guard phys < machine.size, size >= 0, UInt64(size) <= machine.size - phys else {
+            apiError("device driver maps memory outside RAM [size=\(size) bytes]")
+            return nil
+        }
+        if let swiotlb, swiotlb.mem.forceBounce || !dmaCapable(phys, size) {
+            return swiotlbMap(swiotlb, phys, size, attributes)
+        }
+        guard dmaCapable(phys, size) else {
+            printk(.warning, "DMA addr \(dmaAddrText(phys))+\(size) overflow (mask \(hex(dmaMask, 1)), bus limit 0).")
+            return nil
+        }
+        return phys
+    }
+
+    /// swiotlb_map(): bounce, and refuse a bounce buffer the device still cannot reach.
+    private func swiotlbMap(_ swiotlb: IOTLBClient, _ phys: PhysAddr, _ size: Int, _ attributes: DMAAttributes) -> DMAAddr? {
+        let limits = iotlbLimits
+        guard let tlb = swiotlb.mem.mapSingle(
+            swiotlb, origAddr: phys, size: size, limits: limits, warn: !attributes.contains(.noWarn))
+        else { return nil }
+        guard dmaCapable(tlb, size) else {
+            if let pool = swiotlb.mem.pool(swiotlb, holding: tlb) { swiotlb.mem.unmapSingle(swiotlb, pool, tlb, limits: limits) }
+            printk(.warning, "swiotlb addr \(dmaAddrText(tlb))+\(size) overflow (mask \(hex(dmaMask, 1)), bus limit 0).")
+            return nil
+        }
+        return tlb
+    }
+
+    /// dma_direct_unmap_page(): sync for the CPU, then give the slots back.
+    private func unmap(_ dma: DMAAddr, _ size: Int, _ direction: DMADirection, _ attributes: DMAAttributes) {
+        guard let swiotlb, let pool = swiotlb.mem.pool(swiotlb, holding: dma) else { return }
+        let limits = iotlbLimits
+        if !attributes.contains(.skipCPUSync) && direction.deviceWrites {
+            swiotlb.mem.syncForCPU(swiotlb, pool, dma, size: size, limits: limits)
+        }
+        swiotlb.mem.unmapSingle(swiotlb, pool, dma, limits: limits)
+    }
+}
