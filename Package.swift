@@ -23,7 +23,7 @@ let package = Package(
         .executableTarget(
             name: "dmaemu-bench",
             dependencies: [
-                "DMAPool", "DMA", "PhysicalMemory",
+                "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -16,14 +16,16 @@ public struct SpinLock<Value>: ~Copyable, @unchecked Sendable {  // the flag gua
     @usableFromInline let flag = Atomic<UInt32>(0)
     @usableFromInline let storage: UnsafeMutablePointer<Value>
 
+    /// The value gets cache lines of its own, so that locks of different areas or pools
+    /// held on different CPUs do not contend through their data.
     public init(_ value: consuming Value) {
-        storage = .allocate(capacity: 1)
+        storage = CacheLine.allocate(Value.self, count: 1).base.bindMemory(to: Value.self, capacity: 1)
         storage.initialize(to: value)
     }
 
     deinit {
         storage.deinitialize(count: 1)
-        storage.deallocate()
+        UnsafeMutableRawPointer(storage).deallocate()
     }
 
     /// Runs `body` with the value, holding the lock. Must not be re-entered.

@@ -41,10 +41,12 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     private let addLock = Mutex(())
     private let atomicPool: AtomicPool?
 
-    private let nslabsCounter = Atomic<Int>(0)
-    private let totalUsed = Atomic<Int>(0)
-    private let hiwater = Atomic<Int>(0)
-    private let transientSlabs = Atomic<Int>(0)
+    // Every map and unmap updates these (the kernel's debugfs atomics, whose contention
+    // its v7 cover letter mentions); each has a cache line to itself, away from poolCount.
+    private let nslabsCounter = PaddedCounter()
+    private let totalUsed = PaddedCounter()
+    private let hiwater = PaddedCounter()
+    private let transientSlabs = PaddedCounter()
 
     private let growPending = Atomic(false)
     private let growth = DispatchGroup()
@@ -133,18 +135,18 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     // MARK: - Counters (debugfs)
 
     /// io_tlb_nslabs: slots in every pool but the transient ones.
-    public var nslabs: Int { nslabsCounter.load(ordering: .relaxed) }
+    public var nslabs: Int { nslabsCounter.load() }
     /// io_tlb_used: slots in use in every pool, transient ones included.
-    public var used: Int { totalUsed.load(ordering: .relaxed) }
+    public var used: Int { totalUsed.load() }
     /// io_tlb_used_hiwater.
-    public var usedHiwater: Int { hiwater.load(ordering: .relaxed) }
+    public var usedHiwater: Int { hiwater.load() }
     /// io_tlb_transient_nslabs: slots in the transient pools that exist now.
-    public var transientNslabs: Int { transientSlabs.load(ordering: .relaxed) }
+    public var transientNslabs: Int { transientSlabs.load() }
 
     /// Writing io_tlb_used_hiwater: only 0 is taken, and resets the mark.
     public func setUsedHiwater(_ value: Int) throws(SWIOTLBError) {
         guard value == 0 else { throw .invalidValue }
-        hiwater.store(0, ordering: .relaxed)
+        hiwater.store(0)
     }
 
     /// The non-transient pools, oldest first.
@@ -152,14 +154,12 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         (0..<poolCount.load(ordering: .acquiring)).map { poolTable[$0].takeUnretainedValue() }
     }
 
-    private func incUsed(_ slots: Int) {
-        let now = totalUsed.wrappingAdd(slots, ordering: .relaxed).newValue
-        var old = hiwater.load(ordering: .relaxed)
-        while now > old {
-            let (exchanged, original) = hiwater.compareExchange(expected: old, desired: now, ordering: .relaxed)
-            if exchanged { break }
-            old = original
-        }
+    private func incUsed(_ slots: Int) { hiwater.raise(to: totalUsed.add(slots)) }
+
+    /// dev->dma_uses_io_tlb = true; written only when it changes, so devices mapping on
+    /// several CPUs do not pass the line back and forth for nothing.
+    private func markUsesIOTLB(_ client: IOTLBClient) {
+        if !client.usesIOTLB.load(ordering: .relaxed) { client.usesIOTLB.store(true, ordering: .releasing) }
     }
 
     // MARK: - Finding slots
@@ -184,7 +184,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
                 }
                 if let found {
                     incUsed(IOTLB.slots(request.allocSize))
-                    client.usesIOTLB.store(true, ordering: .releasing)
+                    markUsesIOTLB(client)
                     return found
                 }
                 p -= 1
@@ -200,9 +200,9 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
             return nil
         }
         client.transientPools.withLock { $0.append(pool) }
-        transientSlabs.wrappingAdd(pool.nslabs, ordering: .relaxed)
+        transientSlabs.add(pool.nslabs)
         incUsed(nslots)
-        client.usesIOTLB.store(true, ordering: .releasing)
+        markUsesIOTLB(client)
         return (pool, index)
     }
 
@@ -220,7 +220,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     /// Gives a mapping's slots back; a transient pool goes as a whole (swiotlb_del_transient()).
     func release(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, minAlignMask: UInt64) {
         guard pool.transient else {
-            totalUsed.wrappingSubtract(pool.release(tlbAddr, minAlignMask: minAlignMask), ordering: .relaxed)
+            totalUsed.subtract(pool.release(tlbAddr, minAlignMask: minAlignMask))
             return
         }
         let removed = client.transientPools.withLock { pools -> Bool in
@@ -229,8 +229,8 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
             return true
         }
         guard removed else { return }
-        totalUsed.wrappingSubtract(pool.nslabs, ordering: .relaxed)
-        transientSlabs.wrappingSubtract(pool.nslabs, ordering: .relaxed)
+        totalUsed.subtract(pool.nslabs)
+        transientSlabs.subtract(pool.nslabs)
         freePoolMemory(pool)
     }
 
@@ -268,7 +268,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
             guard count < Self.maxPools else { return freePoolMemory(pool) }
             (poolTable + count).initialize(to: .passRetained(pool))
             poolCount.store(count + 1, ordering: .releasing)
-            nslabsCounter.wrappingAdd(pool.nslabs, ordering: .relaxed)
+            nslabsCounter.add(pool.nslabs)
         }
     }
 

@@ -22,7 +22,11 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
     /// Made for one mapping that found no room, owned by its device, freed at unmap.
     public let transient: Bool
     let slots: UnsafeMutablePointer<IOTLBSlot>
-    private let areas: UnsafeMutablePointer<SpinLock<Area>>
+    /// Each slot's `list`: free slots from it to the end of its segment, 0 while in use.
+    let lists: UnsafeMutablePointer<UInt16>
+    /// One lock per area, each on its own cache line.
+    private let areaBase: UnsafeMutableRawPointer
+    private let areaStride: Int
     /// How the memory was obtained, so it goes back the same way.
     let source: Source
 
@@ -40,29 +44,38 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
         self.transient = transient
         self.source = source
         slots = .allocate(capacity: nslabs)
+        lists = .allocate(capacity: nslabs)
         for i in 0..<nslabs {
-            let list = min(IOTLB.segmentSize - i % IOTLB.segmentSize, nslabs - i)
-            slots[i] = IOTLBSlot(origAddr: IOTLB.invalidPhysAddr, allocSize: 0, list: UInt16(list), padSlots: 0)
+            lists[i] = UInt16(min(IOTLB.segmentSize - i % IOTLB.segmentSize, nslabs - i))
+            slots[i] = IOTLBSlot(origAddr: IOTLB.invalidPhysAddr, allocSize: 0, padSlots: 0)
         }
-        areas = .allocate(capacity: nareas)
-        for i in 0..<nareas { (areas + i).initialize(to: SpinLock(Area())) }
+        (areaBase, areaStride) = CacheLine.allocate(SpinLock<Area>.self, count: nareas)
+        for i in 0..<nareas {
+            (areaBase + i * areaStride).bindMemory(to: SpinLock<Area>.self, capacity: 1).initialize(to: SpinLock(Area()))
+        }
         vaddr.initializeMemory(as: UInt8.self, repeating: 0, count: nslabs << IOTLB.shift)
     }
 
     deinit {
         slots.deallocate()
-        areas.deinitialize(count: nareas)
-        areas.deallocate()
+        lists.deallocate()
+        for i in 0..<nareas { area(i).deinitialize(count: 1) }
+        areaBase.deallocate()
     }
 
     public func contains(_ addr: PhysAddr) -> Bool { addr >= start && addr < end }
 
+    @inline(__always)
+    private func area(_ index: Int) -> UnsafeMutablePointer<SpinLock<Area>> {
+        (areaBase + index * areaStride).assumingMemoryBound(to: SpinLock<Area>.self)
+    }
+
     /// Slots in use in each area, for tests and debugfs.
-    public var areaUsed: [Int] { (0..<nareas).map { i in areas[i].withLock { $0.used } } }
+    public var areaUsed: [Int] { (0..<nareas).map { i in area(i).pointee.withLock { $0.used } } }
 
     /// The free-run count of every slot (the kernel's `list`), for tests.
     public func freeRuns(_ range: Range<Int>) -> [Int] {
-        range.map { index in areas[index / areaNslabs].withLock { _ in Int(slots[index].list) } }
+        range.map { index in area(index / areaNslabs).pointee.withLock { _ in Int(lists[index]) } }
     }
 
     /// The search's view of the device and the request.
@@ -95,7 +108,7 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
         let slotBase = areaIndex * areaNslabs
         let areaNslabs = self.areaNslabs
 
-        return areas[areaIndex].withLock { area -> Int? in
+        return area(areaIndex).pointee.withLock { area -> Int? in
             guard nslots <= areaNslabs - area.used else { return nil }
             var index = area.index
             var checked = 0
@@ -110,7 +123,7 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
                     continue
                 }
                 if !crossesBoundary(slotIndex, nslots, shift: IOTLB.slots(Int(truncatingIfNeeded: tblDMA)), maxSlots),
-                    Int(slots[slotIndex].list) >= nslots
+                    Int(lists[slotIndex]) >= nslots
                 {
                     markUsed(slotIndex, nslots, allocSize: request.allocSize, offset: offset)
                     area.index = (index + nslots) % areaNslabs
@@ -128,15 +141,25 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
     /// count only up to the run.
     private func markUsed(_ first: Int, _ nslots: Int, allocSize: Int, offset: Int) {
         for i in first..<(first + nslots) {
-            slots[i].list = 0
+            lists[i] = 0
             slots[i].allocSize = allocSize - (offset + ((i - first) << IOTLB.shift))
         }
-        var count: UInt16 = 0
-        var i = first - 1
-        while i >= 0 && i % IOTLB.segmentSize != IOTLB.segmentSize - 1 && slots[i].list != 0 {
-            count += 1
-            slots[i].list = count
-            i -= 1
+        renumberFreeBefore(first, from: 0)
+    }
+
+    /// The free slots before `index` in its segment count on from `count`, up to the
+    /// segment start or the first slot in use.
+    @inline(__always)
+    private func renumberFreeBefore(_ index: Int, from count: UInt16) {
+        // The kernel stops where io_tlb_offset(i) == IO_TLB_SEGSIZE - 1: before the segment start.
+        let segmentStart = index & ~(IOTLB.segmentSize - 1)
+        var count = count
+        var slot = lists + (index &- 1)
+        let stop = lists + segmentStart
+        while slot >= stop && slot.pointee != 0 {
+            count &+= 1
+            slot.pointee = count
+            slot -= 1
         }
     }
 
@@ -147,22 +170,18 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
         let offset = Int(tlbAddr & minAlignMask & UInt64(IOTLB.size - 1))
         var index = Int(tlbAddr - PhysAddr(offset) - start) >> IOTLB.shift
         let area = index / areaNslabs
-        return areas[area].withLock { area in
+        return self.area(area).pointee.withLock { area in
             index -= Int(slots[index].padSlots)
             let nslots = IOTLB.slots(slots[index].allocSize + offset)
             var count: UInt16 =
                 index + nslots < (index + 1 + IOTLB.segmentSize - 1) / IOTLB.segmentSize * IOTLB.segmentSize
-                ? slots[index + nslots].list : 0
+                ? lists[index + nslots] : 0
             for i in stride(from: index + nslots - 1, through: index, by: -1) {
-                count += 1
-                slots[i] = IOTLBSlot(origAddr: IOTLB.invalidPhysAddr, allocSize: 0, list: count, padSlots: 0)
+                count &+= 1
+                lists[i] = count
+                slots[i] = IOTLBSlot(origAddr: IOTLB.invalidPhysAddr, allocSize: 0, padSlots: 0)
             }
-            var i = index - 1
-            while i >= 0 && i % IOTLB.segmentSize != IOTLB.segmentSize - 1 && slots[i].list != 0 {
-                count += 1
-                slots[i].list = count
-                i -= 1
-            }
+            renumberFreeBefore(index, from: count)
             area.used -= nslots
             return nslots
         }

@@ -41,7 +41,7 @@ final class RateLimit: Sendable {
     }
 }
 
-func monotonicNs() -> UInt64 {
+public func monotonicNs() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
