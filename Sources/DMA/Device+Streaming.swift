@@ -42,16 +42,16 @@ extension Device {
     /// for FROM_DEVICE and BIDIRECTIONAL. `dma` may point anywhere inside a mapping.
     public func syncSingleForCPU(_ dma: DMAAddr, size: Int, _ direction: DMADirection) {
         if let debug, !debug.checkSync(self, dma: dma, size: size, direction: direction) { return }
-        guard direction.deviceWrites, let swiotlb, let pool = swiotlb.mem.pool(swiotlb, holding: dma) else { return }
-        swiotlb.mem.syncForCPU(swiotlb, pool, dma, size: size, limits: iotlbLimits)
+        guard direction.deviceWrites else { return }
+        withSWIOTLB { client, mem in mem.sync(client, dma, size: size, toDevice: false, limits: iotlbLimits) }
     }
 
     /// The corresponding kernel function is `dma_sync_single_for_device()`: original ->
     /// bounce for TO_DEVICE and BIDIRECTIONAL.
     public func syncSingleForDevice(_ dma: DMAAddr, size: Int, _ direction: DMADirection) {
         if let debug, !debug.checkSync(self, dma: dma, size: size, direction: direction) { return }
-        guard direction.deviceReads, let swiotlb, let pool = swiotlb.mem.pool(swiotlb, holding: dma) else { return }
-        swiotlb.mem.syncForDevice(swiotlb, pool, dma, size: size, limits: iotlbLimits)
+        guard direction.deviceReads else { return }
+        withSWIOTLB { client, mem in mem.sync(client, dma, size: size, toDevice: true, limits: iotlbLimits) }
     }
 
     /// The corresponding kernel function is `dma_map_sg()`: each entry mapped on its own
@@ -84,8 +84,16 @@ extension Device {
 
     /// Whether a map of this buffer would bounce (for the benchmark's report).
     public func wouldBounce(_ phys: PhysAddr, size: Int) -> Bool {
-        guard let swiotlb else { return false }
-        return swiotlb.mem.forceBounce || !dmaCapable(phys, size)
+        withSWIOTLB { _, mem in mem.forceBounce || !dmaCapable(phys, size) } ?? false
+    }
+
+    /// Runs `body` with this device's swiotlb client and mem, if it has one, without the
+    /// retain/release pairs that loading them would cost on every map and unmap (atomic
+    /// writes to lines every CPU mapping for the device would share).
+    @inline(__always)
+    func withSWIOTLB<R>(_ body: (IOTLBClient, IOTLBMem) -> R) -> R? {
+        guard let swiotlbRef else { return nil }
+        return swiotlbRef._withUnsafeGuaranteedRef { client in client.withMem { mem in body(client, mem) } }
     }
 
     // MARK: - dma-direct
@@ -100,8 +108,8 @@ extension Device {
             apiError("device driver maps memory outside RAM [size=\(size) bytes]")
             return nil
         }
-        if let swiotlb, swiotlb.mem.forceBounce || !dmaCapable(phys, size) {
-            return swiotlbMap(swiotlb, phys, size, attributes)
+        if withSWIOTLB({ _, mem in mem.forceBounce || !dmaCapable(phys, size) }) == true {
+            return withSWIOTLB { client, mem in swiotlbMap(client, mem, phys, size, attributes) } ?? nil
         }
         guard dmaCapable(phys, size) else {
             printk(.warning, "DMA addr \(dmaAddrText(phys))+\(size) overflow (mask \(hex(dmaMask, 1)), bus limit 0).")
@@ -111,13 +119,12 @@ extension Device {
     }
 
     /// swiotlb_map(): bounce, and refuse a bounce buffer the device still cannot reach.
-    private func swiotlbMap(_ swiotlb: IOTLBClient, _ phys: PhysAddr, _ size: Int, _ attributes: DMAAttributes) -> DMAAddr? {
+    private func swiotlbMap(_ client: IOTLBClient, _ mem: IOTLBMem, _ phys: PhysAddr, _ size: Int, _ attributes: DMAAttributes) -> DMAAddr? {
         let limits = iotlbLimits
-        guard let tlb = swiotlb.mem.mapSingle(
-            swiotlb, origAddr: phys, size: size, limits: limits, warn: !attributes.contains(.noWarn))
+        guard let tlb = mem.mapSingle(client, origAddr: phys, size: size, limits: limits, warn: !attributes.contains(.noWarn))
         else { return nil }
         guard dmaCapable(tlb, size) else {
-            if let pool = swiotlb.mem.pool(swiotlb, holding: tlb) { swiotlb.mem.unmapSingle(swiotlb, pool, tlb, limits: limits) }
+            mem.unmapSingle(client, tlb, size: size, copyBack: false, limits: limits)
             printk(.warning, "swiotlb addr \(dmaAddrText(tlb))+\(size) overflow (mask \(hex(dmaMask, 1)), bus limit 0).")
             return nil
         }
@@ -126,11 +133,7 @@ extension Device {
 
     /// dma_direct_unmap_page(): sync for the CPU, then give the slots back.
     private func unmap(_ dma: DMAAddr, _ size: Int, _ direction: DMADirection, _ attributes: DMAAttributes) {
-        guard let swiotlb, let pool = swiotlb.mem.pool(swiotlb, holding: dma) else { return }
-        let limits = iotlbLimits
-        if !attributes.contains(.skipCPUSync) && direction.deviceWrites {
-            swiotlb.mem.syncForCPU(swiotlb, pool, dma, size: size, limits: limits)
-        }
-        swiotlb.mem.unmapSingle(swiotlb, pool, dma, limits: limits)
+        let copyBack = !attributes.contains(.skipCPUSync) && direction.deviceWrites
+        _ = withSWIOTLB { client, mem in mem.unmapSingle(client, dma, size: size, copyBack: copyBack, limits: iotlbLimits) }
     }
 }

@@ -5,7 +5,7 @@ import PhysicalMemory
 import SWIOTLB
 import Synchronization
 
-public final class Device: Sendable {
+public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive by `swiotlb`
     public let name: String
     /// The bus, named in messages while no driver is bound (dev_driver_string()).
     public let bus: String
@@ -15,6 +15,7 @@ public final class Device: Sendable {
 
     /// The software IO TLB this device bounces through (dev->dma_io_tlb_mem), if any.
     public let swiotlb: IOTLBClient?
+    let swiotlbRef: Unmanaged<IOTLBClient>?  // kept alive by `swiotlb`
     /// dma-debug's record of this device's mappings, when dma-debug is on.
     let debug: DMADebug?
 
@@ -43,7 +44,9 @@ public final class Device: Sendable {
         // The client prints "<driver> <name>" in its reports; it reads the driver then.
         let box = DriverName(name: name, bus: bus)
         self.driverBox = box
-        self.swiotlb = swiotlb.map { IOTLBClient(mem: $0) { box.prefix } }
+        let client = swiotlb.map { IOTLBClient(mem: $0) { box.prefix } }
+        self.swiotlb = client
+        self.swiotlbRef = client.map { .passUnretained($0) }
         self.debug = dmaDebug ? DMADebug() : nil
         id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         streamingMask = Atomic(dmaMask)

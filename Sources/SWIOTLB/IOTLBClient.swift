@@ -3,8 +3,10 @@
 // skip the pool lookup on unmap entirely.
 import Synchronization
 
-public final class IOTLBClient: Sendable {
+public final class IOTLBClient: @unchecked Sendable {  // `memRef` is kept alive by `mem`
     public let mem: IOTLBMem
+    /// `mem` for the hot paths, which must not retain and release a shared object per call.
+    let memRef: Unmanaged<IOTLBMem>
     /// The device's "<driver> <name>" prefix for its messages, read only when one is printed.
     let prefix: @Sendable () -> String
     let transientPools = Mutex<[IOTLBPool]>([])
@@ -13,8 +15,13 @@ public final class IOTLBClient: Sendable {
 
     public init(mem: IOTLBMem, prefix: @escaping @Sendable () -> String) {
         self.mem = mem
+        self.memRef = .passUnretained(mem)
         self.prefix = prefix
     }
+
+    /// Runs `body` with the mem, without a retain/release pair.
+    @inline(__always)
+    public func withMem<R>(_ body: (IOTLBMem) -> R) -> R { memRef._withUnsafeGuaranteedRef(body) }
 
     /// Transient pools this device holds now.
     public var transientPoolCount: Int { transientPools.withLock { $0.count } }

@@ -40,28 +40,40 @@ extension IOTLBMem {
         }
         let padSlots = offset >> IOTLB.shift
         offset &= IOTLB.size - 1
-        let index = pool.recordOriginal(first, padSlots: padSlots, nslots: IOTLB.slots(size), origAddr: origAddr)
-        let tlbAddr = pool.start + PhysAddr(index << IOTLB.shift + offset)
-        bounce(client, pool, tlbAddr, size: mappingSize, .toBounce, limits: limits)
-        return tlbAddr
+        return pool._withUnsafeGuaranteedRef { pool in
+            let index = pool.recordOriginal(first, padSlots: padSlots, nslots: IOTLB.slots(size), origAddr: origAddr)
+            let tlbAddr = pool.start + PhysAddr(index << IOTLB.shift + offset)
+            bounce(client, pool, tlbAddr, size: mappingSize, .toBounce, limits: limits)
+            return tlbAddr
+        }
     }
 
-    /// The pool a bounce address belongs to, for this device; nil when it is not one.
-    public func pool(_ client: IOTLBClient, holding tlbAddr: PhysAddr) -> IOTLBPool? { findPool(client, tlbAddr) }
+    /// Whether `addr` lies in one of this device's bounce pools (is_swiotlb_buffer()).
+    public func isBounceBuffer(_ client: IOTLBClient, _ addr: PhysAddr) -> Bool { findPool(client, addr) != nil }
 
-    /// swiotlb_sync_single_for_cpu(): bounce -> original.
-    public func syncForCPU(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, size: Int, limits: IOTLBDeviceLimits) {
-        bounce(client, pool, tlbAddr, size: size, .fromBounce, limits: limits)
+    /// The pool holding a bounce address, for tests and debugfs.
+    public func pool(_ client: IOTLBClient, holding addr: PhysAddr) -> IOTLBPool? { findPool(client, addr)?.takeUnretainedValue() }
+
+    /// swiotlb_sync_single_for_cpu() (`toDevice` false: bounce -> original) or _for_device()
+    /// (original -> bounce). Returns false when `tlbAddr` is no bounce address of the device.
+    @discardableResult
+    public func sync(_ client: IOTLBClient, _ tlbAddr: PhysAddr, size: Int, toDevice: Bool, limits: IOTLBDeviceLimits) -> Bool {
+        guard let pool = findPool(client, tlbAddr) else { return false }
+        pool._withUnsafeGuaranteedRef { bounce(client, $0, tlbAddr, size: size, toDevice ? .toBounce : .fromBounce, limits: limits) }
+        return true
     }
 
-    /// swiotlb_sync_single_for_device(): original -> bounce.
-    public func syncForDevice(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, size: Int, limits: IOTLBDeviceLimits) {
-        bounce(client, pool, tlbAddr, size: size, .toBounce, limits: limits)
-    }
-
-    /// The slot release of `swiotlb_tbl_unmap_single()`, after any copy back.
-    public func unmapSingle(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, limits: IOTLBDeviceLimits) {
-        release(client, pool, tlbAddr, minAlignMask: limits.minAlignMask)
+    /// The corresponding kernel function is `swiotlb_tbl_unmap_single()`: the copy back
+    /// when asked, then the slots (or the whole transient pool) released. Returns false
+    /// when `tlbAddr` is no bounce address of the device.
+    @discardableResult
+    public func unmapSingle(_ client: IOTLBClient, _ tlbAddr: PhysAddr, size: Int, copyBack: Bool, limits: IOTLBDeviceLimits) -> Bool {
+        guard let pool = findPool(client, tlbAddr) else { return false }
+        pool._withUnsafeGuaranteedRef { pool in
+            if copyBack { bounce(client, pool, tlbAddr, size: size, .fromBounce, limits: limits) }
+            release(client, pool, tlbAddr, minAlignMask: limits.minAlignMask)
+        }
+        return true
     }
 
     private func bounce(
@@ -83,14 +95,12 @@ extension IOTLBMem {
             origAddr: 0, allocSize: size, allocAlignMask: UInt64(pages * PhysicalMemory.pageSize - 1),
             minAlignMask: limits.minAlignMask, segmentBoundaryMask: limits.segmentBoundaryMask)
         guard let (pool, index) = findSlots(client, request, dmaLimit: limits.dmaLimit, mayBlock: true, cpu: nil) else { return nil }
-        return pool.start + PhysAddr(index << IOTLB.shift)
+        return pool._withUnsafeGuaranteedRef { $0.start } + PhysAddr(index << IOTLB.shift)
     }
 
     /// The corresponding kernel function is `swiotlb_free()`; false when `phys` is not a
     /// block of this device's pool.
     public func freeCoherent(_ client: IOTLBClient, _ phys: PhysAddr, limits: IOTLBDeviceLimits) -> Bool {
-        guard let pool = findPool(client, phys) else { return false }
-        release(client, pool, phys, minAlignMask: limits.minAlignMask)
-        return true
+        unmapSingle(client, phys, size: 0, copyBack: false, limits: limits)
     }
 }

@@ -34,6 +34,8 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     public let defaultNslabs: Int
     public let defaultNareas: Int
     public let confidential: ConfidentialComputing?
+    /// CONFIG_DEBUG_FS's exact counters (see SWIOTLBConfig.debugfsCounters).
+    public let debugfsCounters: Bool
 
     private static let maxPools = 4096
     private let poolTable: UnsafeMutablePointer<Unmanaged<IOTLBPool>>
@@ -84,7 +86,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         self.init(
             ram: ram, name: "", forceBounce: config.force || config.confidential != nil, forAlloc: false,
             canGrow: config.dynamic, physLimit: lowLimit, defaultNslabs: nslabs, defaultNareas: nareas,
-            confidential: config.confidential)
+            confidential: config.confidential, debugfsCounters: config.debugfsCounters)
         let pool = IOTLBPool(
             start: start!, vaddr: ram.virt(start!), nslabs: nslabs, nareas: nareas, transient: false, source: .reserved)
         decrypt(pages: (nslabs << IOTLB.shift) / PhysicalMemory.pageSize)
@@ -104,7 +106,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         }
         self.init(
             ram: ram, name: name, forceBounce: true, forAlloc: true, canGrow: false, physLimit: 4 << 30,
-            defaultNslabs: nslabs, defaultNareas: 1, confidential: nil)
+            defaultNslabs: nslabs, defaultNareas: 1, confidential: nil, debugfsCounters: true)
         addPool(IOTLBPool(start: start, vaddr: ram.virt(start), nslabs: nslabs, nareas: 1, transient: false, source: .reserved))
         ram.log.printk(
             .info, "Reserved memory: created restricted DMA pool at 0x\(hex(start, 16)), size \(bytes >> 20) MiB")
@@ -112,8 +114,9 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
 
     private init(
         ram: PhysicalMemory, name: String, forceBounce: Bool, forAlloc: Bool, canGrow: Bool, physLimit: PhysAddr,
-        defaultNslabs: Int, defaultNareas: Int, confidential: ConfidentialComputing?
+        defaultNslabs: Int, defaultNareas: Int, confidential: ConfidentialComputing?, debugfsCounters: Bool
     ) {
+        self.debugfsCounters = debugfsCounters
         self.ram = ram
         self.name = name
         self.forceBounce = forceBounce
@@ -136,8 +139,12 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
 
     /// io_tlb_nslabs: slots in every pool but the transient ones.
     public var nslabs: Int { nslabsCounter.load() }
-    /// io_tlb_used: slots in use in every pool, transient ones included.
-    public var used: Int { totalUsed.load() }
+    /// io_tlb_used: slots in use in every pool, transient ones included; without the
+    /// debugfs counters, the unlocked sum of the areas' counts (transient pools too).
+    public var used: Int {
+        guard !debugfsCounters else { return totalUsed.load() }
+        return pools.reduce(transientSlabs.load()) { $0 + $1.usedUnlocked }
+    }
     /// io_tlb_used_hiwater.
     public var usedHiwater: Int { hiwater.load() }
     /// io_tlb_transient_nslabs: slots in the transient pools that exist now.
@@ -154,7 +161,13 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         (0..<poolCount.load(ordering: .acquiring)).map { poolTable[$0].takeUnretainedValue() }
     }
 
-    private func incUsed(_ slots: Int) { hiwater.raise(to: totalUsed.add(slots)) }
+    private func incUsed(_ slots: Int) {
+        if debugfsCounters { hiwater.raise(to: totalUsed.add(slots)) }
+    }
+
+    private func decUsed(_ slots: Int) {
+        if debugfsCounters { totalUsed.subtract(slots) }
+    }
 
     /// dev->dma_uses_io_tlb = true; written only when it changes, so devices mapping on
     /// several CPUs do not pass the line back and forth for nothing.
@@ -168,7 +181,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     /// area in every pool, then the next area in every pool, and so on; then, when the
     /// mem may grow, a background pool and a transient one for this request.
     func findSlots(_ client: IOTLBClient, _ request: IOTLBPool.Request, dmaLimit: PhysAddr, mayBlock: Bool, cpu: Int?)
-        -> (pool: IOTLBPool, index: Int)?
+        -> (pool: Unmanaged<IOTLBPool>, index: Int)?
     {
         guard request.allocSize <= IOTLB.segmentSize * IOTLB.size else { return nil }
         let cpu = cpu ?? currentCPU()
@@ -176,16 +189,14 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         for offset in 0..<defaultNareas {
             var p = count - 1
             while p >= 0 {  // list_add_rcu() put the newest pool first
-                let found = poolTable[p]._withUnsafeGuaranteedRef { pool -> (IOTLBPool, Int)? in
-                    guard offset < pool.nareas,
-                        let index = pool.searchArea((cpu + offset) & (pool.nareas - 1), request)
-                    else { return nil }
-                    return (pool, index)
+                let index = poolTable[p]._withUnsafeGuaranteedRef { pool -> Int? in
+                    guard offset < pool.nareas else { return nil }
+                    return pool.searchArea((cpu + offset) & (pool.nareas - 1), request)
                 }
-                if let found {
+                if let index {
                     incUsed(IOTLB.slots(request.allocSize))
                     markUsesIOTLB(client)
-                    return found
+                    return (poolTable[p], index)
                 }
                 p -= 1
             }
@@ -203,24 +214,24 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         transientSlabs.add(pool.nslabs)
         incUsed(nslots)
         markUsesIOTLB(client)
-        return (pool, index)
+        return (.passUnretained(pool), index)  // the device's list keeps it until unmap
     }
 
     /// The pool holding `addr` for this device: the mem's pools, then its transient ones;
     /// nothing to look at for a device that never bounced.
-    func findPool(_ client: IOTLBClient, _ addr: PhysAddr) -> IOTLBPool? {
+    func findPool(_ client: IOTLBClient, _ addr: PhysAddr) -> Unmanaged<IOTLBPool>? {
         guard client.usesIOTLB.load(ordering: .acquiring) else { return nil }
         let count = poolCount.load(ordering: .acquiring)
         for p in 0..<count where poolTable[p]._withUnsafeGuaranteedRef({ $0.contains(addr) }) {
-            return poolTable[p].takeUnretainedValue()
+            return poolTable[p]
         }
-        return client.transientPools.withLock { pools in pools.first { $0.contains(addr) } }
+        return client.transientPools.withLock { pools in pools.first { $0.contains(addr) }.map { .passUnretained($0) } }
     }
 
     /// Gives a mapping's slots back; a transient pool goes as a whole (swiotlb_del_transient()).
     func release(_ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, minAlignMask: UInt64) {
         guard pool.transient else {
-            totalUsed.subtract(pool.release(tlbAddr, minAlignMask: minAlignMask))
+            decUsed(pool.release(tlbAddr, minAlignMask: minAlignMask))
             return
         }
         let removed = client.transientPools.withLock { pools -> Bool in
@@ -229,7 +240,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
             return true
         }
         guard removed else { return }
-        totalUsed.subtract(pool.nslabs)
+        decUsed(pool.nslabs)
         transientSlabs.subtract(pool.nslabs)
         freePoolMemory(pool)
     }

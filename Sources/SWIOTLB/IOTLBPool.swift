@@ -70,6 +70,9 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
         (areaBase + index * areaStride).assumingMemoryBound(to: SpinLock<Area>.self)
     }
 
+    /// Slots in use in all areas, read without their locks (mem_used() without DEBUG_FS).
+    var usedUnlocked: Int { (0..<nareas).reduce(0) { $0 + area($1).pointee.withLock { $0.used } } }
+
     /// Slots in use in each area, for tests and debugfs.
     public var areaUsed: [Int] { (0..<nareas).map { i in area(i).pointee.withLock { $0.used } } }
 

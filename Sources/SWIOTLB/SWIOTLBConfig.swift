@@ -13,6 +13,10 @@ public struct SWIOTLBConfig: Sendable, Equatable {
     public var force = false
     /// swiotlb=noforce: no swiotlb at all.
     public var disabled = false
+    /// CONFIG_DEBUG_FS: exact used and used_hiwater counters, updated by every map and
+    /// unmap. Without it `used` is the unlocked sum of the areas' counts and there is no
+    /// high-water mark, and CPUs no longer share a counter.
+    public var debugfsCounters = true
     /// A confidential VM: every map bounces, and memory handed to swiotlb is decrypted
     /// (and re-encrypted when a transient pool is freed) at this cost per page.
     public var confidential: ConfidentialComputing?

@@ -23,6 +23,7 @@ struct MapBench: ParsableCommand {
     @Option(name: .customShort("x"), help: "Transfer delay in ns (0...10000000).") var delay = 0
     @Option(name: .customShort("g"), help: "Granule: pages per buffer (1...1024).") var granule = 1
     @Flag(help: "swiotlb=force: every map bounces.") var force = false
+    @Flag(help: "As a kernel without CONFIG_DEBUG_FS: no shared used/hiwater counters.") var noDebugfs = false
     @Option(help: "A compiled ../shared/bench/memcpy_limit.c to run beside.") var limit: String?
     @Flag(help: "One JSON object.") var json = false
 
@@ -68,6 +69,7 @@ struct MapBench: ParsableCommand {
         let ram = try PhysicalMemory()
         var config = SWIOTLBConfig()
         config.force = force
+        config.debugfsCounters = !noDebugfs
         guard let mem = IOTLBMem(ram: ram, config: config) else { throw ValidationError("no swiotlb") }
         let device = Device(name: "dma_map_benchmark", machine: ram, swiotlb: mem)
         device.dmaMask = dmaBitMask(bits)
@@ -132,6 +134,7 @@ struct MapBench: ParsableCommand {
         let size = granule * PhysicalMemory.pageSize
         guard let buffer = device.machine.allocPages(order: 6) else { return .nan }
         device.machine.virt(buffer).initializeMemory(as: UInt8.self, repeating: 0x66, count: size)
+        let direction = self.direction  // an @Option read is far too slow for the loop
         let start = monotonicNs()
         var pairs = 0
         while monotonicNs() - start < 1_000_000_000 {

@@ -25,7 +25,7 @@ import Testing
             maps.append(tlb)
         }
         #expect(mem.used == 9 * 128 && mem.usedHiwater == 9 * 128)
-        for tlb in maps { mem.unmapSingle(dev, try #require(mem.pool(dev, holding: tlb)), tlb, limits: plain) }
+        for tlb in maps { mem.unmapSingle(dev, tlb, size: 0, copyBack: false, limits: plain) }
         // The transient pool is gone at its unmap; the added pool stays.
         #expect(mem.used == 0 && mem.transientNslabs == 0 && dev.transientPoolCount == 0)
         #expect(mem.nslabs == 1024 && mem.usedHiwater == 9 * 128)
@@ -48,7 +48,7 @@ import Testing
         let mem = try testMem()
         let dev = client(mem)
         let tlb = try #require(mem.mapSingle(dev, origAddr: try buffer(mem), size: 8192, limits: plain))
-        mem.unmapSingle(dev, mem.pools[0], tlb, limits: plain)
+        mem.unmapSingle(dev, tlb, size: 0, copyBack: false, limits: plain)
         #expect(mem.usedHiwater == 4)
         #expect(throws: SWIOTLBError.invalidValue) { try mem.setUsedHiwater(5) }
         #expect(mem.usedHiwater == 4)
@@ -87,10 +87,10 @@ import Testing
                     let (old, oldTag) = live.removeFirst()
                     // Nobody else wrote our bounce slot: it still holds what map copied in.
                     if mem.ram.virt(old).load(as: UInt8.self) != oldTag { failures.withLock { $0 += 1 } }
-                    mem.unmapSingle(dev, mem.pool(dev, holding: old)!, old, limits: plain)
+                    mem.unmapSingle(dev, old, size: 0, copyBack: false, limits: plain)
                 }
             }
-            for (tlb, _) in live { mem.unmapSingle(dev, mem.pool(dev, holding: tlb)!, tlb, limits: plain) }
+            for (tlb, _) in live { mem.unmapSingle(dev, tlb, size: 0, copyBack: false, limits: plain) }
         }
         #expect(failures.withLock { $0 } == 0)
         #expect(mem.used == 0 && mem.pools[0].areaUsed == [0, 0])

@@ -44,12 +44,12 @@ import Testing
         #expect(c == poolStart + 4 * 2048)
         #expect(mem.used == 5 && pool.areaUsed == [5, 0])
         // Releasing b: slot 4 is in use, so the run counts 2, 1 and merges with slot 1: 3.
-        mem.unmapSingle(dev, try #require(mem.pool(dev, holding: b)), b, limits: plain)
+        mem.unmapSingle(dev, b, size: 0, copyBack: false, limits: plain)
         #expect(pool.freeRuns(0..<6) == [0, 3, 2, 1, 0, 0])
-        mem.unmapSingle(dev, pool, a, limits: plain)
+        mem.unmapSingle(dev, a, size: 0, copyBack: false, limits: plain)
         #expect(pool.freeRuns(0..<6) == [4, 3, 2, 1, 0, 0])
         // Releasing c joins both sides: the whole segment is one free run again.
-        mem.unmapSingle(dev, pool, c, limits: plain)
+        mem.unmapSingle(dev, c, size: 0, copyBack: false, limits: plain)
         #expect(pool.freeRuns(0..<128) == Array((1...128).reversed()))
         #expect(mem.used == 0 && mem.usedHiwater == 5)
     }
@@ -120,7 +120,7 @@ import Testing
         #expect(tlb == poolStart + 0xa34)
         #expect(pool.freeRuns(0..<3) == [0, 0, 126])
         // Release finds the pad slot again and frees both.
-        mem.unmapSingle(dev, pool, tlb, limits: nvme)
+        mem.unmapSingle(dev, tlb, size: 0, copyBack: false, limits: nvme)
         #expect(pool.freeRuns(0..<3) == [128, 127, 126])
         #expect(mem.used == 0)
     }
