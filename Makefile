@@ -33,6 +33,10 @@ bench: deps
 	cc -O2 -o $(BENCH_OUT)/pool_limit $(SHARED)/bench/pool_limit.c
 	.build/release/dmaemu-bench mpt3sas --limit $(BENCH_OUT)/pool_limit | tee $(BENCH_OUT)/mpt3sas.txt
 	.build/release/dmaemu-bench dmapool-test | tee $(BENCH_OUT)/dmapool-test.txt
+	cc -O2 -o $(BENCH_OUT)/memcpy_limit $(SHARED)/bench/memcpy_limit.c
+	for g in 1 16; do .build/release/dmaemu-bench map -t 1 -s 5 -d 1 -g $$g --limit $(BENCH_OUT)/memcpy_limit; done | tee $(BENCH_OUT)/map.txt
+	for flags in "" --no-debugfs; do for t in 1 2; do \
+	  .build/release/dmaemu-bench map -t $$t -s 5 -d 1 --json $$flags; done; done | tee $(BENCH_OUT)/map-threads.jsonl
 
 clean:
 	rm -rf .build $(BENCH_OUT)
