@@ -31,6 +31,9 @@ import Testing
         let dev2 = client(large)
         for _ in 0..<4 { _ = large.mapSingle(dev2, origAddr: orig, size: 256 << 10, limits: plain) }
         let atomic = try #require(large.mapSingle(dev2, origAddr: orig, size: 256 << 10, limits: plain))
+        large.waitForGrowth()
+        // Fill the grown pool too, so the next map needs a transient pool again.
+        for _ in 0..<4 { _ = large.mapSingle(dev2, origAddr: orig, size: 256 << 10, limits: plain) }
         let sleeping = try #require(large.mapSingle(dev2, origAddr: orig, size: 256 << 10, limits: plain, mayBlock: true))
         #expect(large.transientNslabs == 256 && dev2.transientPoolCount == 2)
         let start = monotonicNs()

@@ -32,6 +32,25 @@ import Testing
         #expect(mem.ram.log.texts().allSatisfy { !$0.contains("full") })
     }
 
+    @Test func aLoadNeedingFiveMiBGrowsToFivePools() throws {
+        let mem = try testMem(dynamic: true)
+        let dev = client(mem)
+        let orig = try buffer(mem, order: 6)
+        // Twenty 256 KiB maps (5 MiB). Each pool holds four; every fifth map finds no room,
+        // gets a transient pool and sets off one 1 MiB growth: 4 + 3 x (1 + 4) + 1 = 20,
+        // so four transient pools and four added pools, five pools in all.
+        var maps: [PhysAddr] = []
+        for _ in 0..<20 {
+            maps.append(try #require(mem.mapSingle(dev, origAddr: orig, size: 256 << 10, limits: plain)))
+            mem.waitForGrowth()
+        }
+        #expect(mem.pools.count == 5 && mem.nslabs == 5 * 512)
+        #expect(mem.transientNslabs == 4 * 128 && dev.transientPoolCount == 4)
+        #expect(mem.used == 20 * 128 && mem.usedHiwater == 20 * 128)
+        for tlb in maps { mem.unmapSingle(dev, tlb, size: 0, copyBack: false, limits: plain) }
+        #expect(mem.used == 0 && mem.transientNslabs == 0 && mem.nslabs == 5 * 512)
+    }
+
     @Test func aFullStaticMemReportsAndFails() throws {
         let mem = try testMem(dynamic: false)
         let dev = client(mem)
