@@ -10,10 +10,12 @@ let package = Package(
         .library(name: "SWIOTLB", targets: ["SWIOTLB"]),
         .library(name: "DMA", targets: ["DMA"]),
         .library(name: "DMAPool", targets: ["DMAPool"]),
+        .library(name: "ControlFS", targets: ["ControlFS"]),
         .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         .target(name: "PhysicalMemory"),
@@ -27,7 +29,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(name: "ControlFS", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+        .testTarget(
+            name: "ControlFSTests",
+            dependencies: ["ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory"]),
         .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory"]),
         .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats"]),

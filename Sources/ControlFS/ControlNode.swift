@@ -1,0 +1,126 @@
+// A sysfs-like tree with no FUSE in it: directories whose children come and go as the
+// machine changes (devices, pools), and attributes that show a value and store a write.
+// Nodes are long-lived objects, as kobjects are, so the FUSE layer can give each one a
+// stable inode; a directory tells its observer when a child appears or disappears.
+import SystemPackage
+import Synchronization
+
+/// A node of the control tree.
+public protocol ControlNode: AnyObject, Sendable {
+    /// Permission bits (0444, 0200, 0644, 0755, ...).
+    var mode: UInt16 { get }
+}
+
+/// What the FUSE layer wants to hear about: a child added or removed under a directory.
+public protocol ControlObserver: AnyObject, Sendable {
+    func childrenChanged(_ directory: ControlDirectory, name: String)
+}
+
+public final class ControlDirectory: ControlNode {
+    public let mode: UInt16
+    private let entries = Mutex<[(name: String, node: any ControlNode)]>([])
+    private let observer = Mutex<(any ControlObserver)?>(nil)
+
+    public init(mode: UInt16 = 0o755) { self.mode = mode }
+
+    /// The children in the order they were added, as sysfs lists attributes.
+    public var children: [(name: String, node: any ControlNode)] { entries.withLock { $0 } }
+
+    public func child(_ name: String) -> (any ControlNode)? {
+        entries.withLock { $0.first { $0.name == name }?.node }
+    }
+
+    /// Adds or replaces a child; returns it, for chaining.
+    @discardableResult
+    public func add<Node: ControlNode>(_ name: String, _ node: Node) -> Node {
+        entries.withLock { entries in
+            entries.removeAll { $0.name == name }
+            entries.append((name, node))
+        }
+        notify(name)
+        return node
+    }
+
+    /// A subdirectory, made when missing.
+    @discardableResult
+    public func directory(_ name: String, mode: UInt16 = 0o755) -> ControlDirectory {
+        if let existing = child(name) as? ControlDirectory { return existing }
+        return add(name, ControlDirectory(mode: mode))
+    }
+
+    /// Removes a child; returns whether there was one.
+    @discardableResult
+    public func remove(_ name: String) -> Bool {
+        let removed = entries.withLock { entries -> Bool in
+            let count = entries.count
+            entries.removeAll { $0.name == name }
+            return entries.count != count
+        }
+        if removed { notify(name) }
+        return removed
+    }
+
+    /// Sets who hears about changes under this directory and every directory below it,
+    /// now and added later.
+    public func setObserver(_ new: (any ControlObserver)?) {
+        observer.withLock { $0 = new }
+        for (_, node) in children { (node as? ControlDirectory)?.setObserver(new) }
+    }
+
+    private func notify(_ name: String) {
+        let current = observer.withLock { $0 }
+        if let current, let added = child(name) as? ControlDirectory { added.setObserver(current) }
+        current?.childrenChanged(self, name: name)
+    }
+
+    /// The node at a relative path such as "devices/0000:85:00.0/pools".
+    public func node(at path: String) -> (any ControlNode)? {
+        var node: any ControlNode = self
+        for part in path.split(separator: "/") where !part.isEmpty {
+            guard let directory = node as? ControlDirectory, let next = directory.child(String(part)) else { return nil }
+            node = next
+        }
+        return node
+    }
+}
+
+/// A sysfs attribute: `show` renders its value (fresh on every open), `store` takes one
+/// write, parsed whole, and throws the errno a sysfs store would return.
+public final class ControlAttribute: ControlNode {
+    public typealias Show = @Sendable () throws(Errno) -> String
+    public typealias Store = @Sendable (String) throws(Errno) -> Void
+
+    public let mode: UInt16
+    let show: Show?
+    let store: Store?
+
+    /// The mode defaults from what the attribute can do: 0444, 0200 or 0644.
+    public init(mode: UInt16? = nil, show: Show? = nil, store: Store? = nil) {
+        self.mode = mode ?? (show != nil && store != nil ? 0o644 : store != nil ? 0o200 : 0o444)
+        self.show = show
+        self.store = store
+    }
+
+    public var isReadable: Bool { show != nil }
+    public var isWritable: Bool { store != nil }
+
+    /// Longest write taken, as sysfs takes at most a page.
+    public static let maxWrite = 4096
+
+    /// The content an open sees: show() once, as sysfs fills its buffer once per open.
+    public func snapshot() throws(Errno) -> [UInt8] {
+        guard let show else { throw .permissionDenied }
+        return Array(try show().utf8)
+    }
+
+    /// One write(2): the whole buffer is the value, one trailing newline allowed; more
+    /// than a page, or bytes that are not UTF-8, are EINVAL.
+    public func write(_ bytes: some Collection<UInt8>) throws(Errno) {
+        guard let store else { throw .permissionDenied }
+        guard bytes.count <= Self.maxWrite, var text = String(validating: bytes, as: UTF8.self) else {
+            throw .invalidArgument
+        }
+        if text.hasSuffix("\n") { text.removeLast() }
+        try store(text)
+    }
+}
