@@ -2,7 +2,7 @@
 SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SHARED ?= ../shared
 # Debian packages the build, the tests and the C limits of $(SHARED)/bench need.
-DEBS   := gcc libc6-dev
+DEBS   := gcc libc6-dev pkg-config libfuse3-dev fuse3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCH_OUT ?= bench-results
 

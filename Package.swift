@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DMA", targets: ["DMA"]),
         .library(name: "DMAPool", targets: ["DMAPool"]),
         .library(name: "ControlFS", targets: ["ControlFS"]),
+        .library(name: "FUSE", targets: ["FUSE"]),
         .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
     ],
     dependencies: [
@@ -30,6 +31,13 @@ let package = Package(
             ]
         ),
         .target(name: "ControlFS", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .target(
+            name: "FUSE",
+            dependencies: ["CFuse3", "ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
+        .testTarget(
+            name: "FUSETests",
+            dependencies: ["FUSE", "ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
         .testTarget(
             name: "ControlFSTests",

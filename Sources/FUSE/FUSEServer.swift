@@ -1,0 +1,176 @@
+// A ControlFS tree served through libfuse3's low-level API. Attributes open with
+// direct_io, so every read(2) sees the snapshot taken at open and every write(2) reaches
+// its store, as with sysfs; entries and attributes are cached by the kernel for a second
+// and invalidated when the tree changes. Requests run on libfuse's worker threads and find
+// the server through the session's userdata, never through globals.
+import CFuse3
+import ControlFS
+import Dispatch
+import Glibc
+import Synchronization
+import SystemPackage
+
+public enum FUSEError: Error, Equatable, CustomStringConvertible {
+    case mountpointMissing(String)
+    case mountpointBusy(String)
+    case sessionFailed
+    case mountFailed(String)
+
+    public var description: String {
+        switch self {
+        case .mountpointMissing(let path): "mountpoint \(path) does not exist or is not a directory"
+        case .mountpointBusy(let path): "mountpoint \(path) is already mounted"
+        case .sessionFailed: "fuse_session_new failed"
+        case .mountFailed(let path): "cannot mount at \(path) (is /dev/fuse available?)"
+        }
+    }
+}
+
+public struct MountOptions: Sendable {
+    /// allow_other: users other than the one that mounted may use the tree.
+    public var allowOther = false
+    /// Install libfuse's handlers so SIGTERM, SIGINT and SIGHUP end the loop (the daemon
+    /// does; tests running a server inside the test process do not).
+    public var signalHandlers = true
+
+    public init(allowOther: Bool = false, signalHandlers: Bool = true) {
+        self.allowOther = allowOther
+        self.signalHandlers = signalHandlers
+    }
+}
+
+public final class FUSEServer: @unchecked Sendable {  // `session` is set once at mount, before any request
+    public let root: ControlDirectory
+    public let mountpoint: String
+    let inodes: InodeTable
+    let handles = HandleTable()
+    /// Attribute times: when the tree was mounted, as sysfs shows boot time.
+    let mountTime = timespec(tv_sec: time(nil), tv_nsec: 0)
+    private var session: OpaquePointer?
+    private var args = fuse_args()
+    private let invalidations = DispatchQueue(label: "dmaemu.fuse.invalidate")
+    private let loopThread = Mutex<pthread_t?>(nil)
+    private let stopping = Atomic(false)
+
+    public init(root: ControlDirectory, mountpoint: String) {
+        self.root = root
+        self.mountpoint = mountpoint
+        inodes = InodeTable(root: root)
+    }
+
+    /// Mounts the tree: clears a stale mount left by a killed daemon ("transport endpoint
+    /// is not connected"), refuses a missing or busy mountpoint, then fuse_session_mount().
+    public func mount(_ options: MountOptions = MountOptions()) throws(FUSEError) {
+        try Self.prepareMountpoint(mountpoint)
+        var flags = "fsname=dmaemu,subtype=dmaemu,default_permissions"
+        if options.allowOther { flags += ",allow_other" }
+        let words: [String] = ["dmaemud", "-o", flags]
+        let argv = words.map { (word: String) in strdup(word) }
+        let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: argv.count + 1)
+        for (i, arg) in argv.enumerated() { array[i] = arg }
+        array[argv.count] = nil
+        args = fuse_args(argc: Int32(argv.count), argv: array, allocated: 0)
+        var ops = Self.operations()
+        let userdata = Unmanaged.passUnretained(self).toOpaque()
+        guard let session = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
+            throw .sessionFailed
+        }
+        self.session = session
+        if options.signalHandlers { _ = fuse_set_signal_handlers(session) }
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            if options.signalHandlers { fuse_remove_signal_handlers(session) }
+            fuse_session_destroy(session)
+            self.session = nil
+            throw .mountFailed(mountpoint)
+        }
+        root.setObserver(Invalidator(server: self))
+    }
+
+    /// Serves requests on libfuse's worker threads until a signal or `stop()`; then
+    /// unmounts and tears the session down. Returns 0 on a clean end.
+    @discardableResult
+    public func run() -> Int32 {
+        guard let session else { return -1 }
+        // The thread may have inherited a mask blocking everything (libdispatch's workers
+        // do); stop() wakes it with SIGUSR1, and the daemon's SIGTERM must reach libfuse.
+        var wake = sigset_t()
+        sigemptyset(&wake)
+        for signal in [SIGUSR1, SIGTERM, SIGINT, SIGHUP] { sigaddset(&wake, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &wake, nil)
+        Self.installWakeHandler()
+        loopThread.withLock { $0 = pthread_self() }
+        var config = fuse_loop_config(clone_fd: 0, max_idle_threads: 10)
+        let result = fuse_session_loop_mt_32(session, &config)
+        root.setObserver(nil)
+        fuse_session_unmount(session)
+        fuse_remove_signal_handlers(session)
+        fuse_session_destroy(session)
+        self.session = nil
+        return result
+    }
+
+    /// Ends the loop from another thread: the session is told to exit and the loop thread
+    /// woken with SIGUSR1 (libfuse 3.14's loop waits in an interruptible sem_wait).
+    public func stop() {
+        guard !stopping.exchange(true, ordering: .relaxed), let session else { return }
+        fuse_session_exit(session)
+        if let thread = loopThread.withLock({ $0 }) { pthread_kill(thread, SIGUSR1) }
+    }
+
+    private static func installWakeHandler() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0  // no SA_RESTART: the wait must return EINTR
+        sigaction(SIGUSR1, &action, nil)
+    }
+
+    static func prepareMountpoint(_ path: String) throws(FUSEError) {
+        var info = stat()
+        if stat(path, &info) != 0 {
+            guard errno == ENOTCONN else { throw .mountpointMissing(path) }
+            // A daemon killed with its mount in place: detach the dead mount and go on.
+            umount2(path, Int32(MNT_DETACH))
+            guard stat(path, &info) == 0 else { throw .mountpointMissing(path) }
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw .mountpointMissing(path) }
+        var parent = stat()
+        if stat(path + "/..", &parent) == 0, parent.st_dev != info.st_dev, isFUSEMount(path) {
+            throw .mountpointBusy(path)
+        }
+    }
+
+    /// Whether /proc/self/mounts lists a FUSE file system at `path`.
+    static func isFUSEMount(_ path: String) -> Bool {
+        guard let file = fopen("/proc/self/mounts", "r") else { return false }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0 {
+            let fields = String(cString: line!).split(separator: " ")
+            if fields.count > 2, fields[1] == path, fields[2].hasPrefix("fuse") { return true }
+        }
+        return false
+    }
+
+    /// A change under `directory`: drop the kernel's cached entry and listing, from a
+    /// queue of our own, since notifying from inside a request can deadlock.
+    func invalidate(_ directory: ControlDirectory, _ name: String) {
+        guard let parent = inodes.number(of: directory) else { return }
+        invalidations.async { [self] in
+            guard let session, !stopping.load(ordering: .relaxed) else { return }
+            _ = fuse_lowlevel_notify_inval_entry(session, parent, name, name.utf8.count)
+            _ = fuse_lowlevel_notify_inval_inode(session, parent, 0, 0)
+        }
+    }
+
+    /// Inodes the kernel currently holds (for tests).
+    public var knownInodes: Int { inodes.count }
+}
+
+private final class Invalidator: ControlObserver {
+    unowned let server: FUSEServer
+    init(server: FUSEServer) { self.server = server }
+    func childrenChanged(_ directory: ControlDirectory, name: String) { server.invalidate(directory, name) }
+}

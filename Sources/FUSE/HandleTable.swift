@@ -1,0 +1,31 @@
+// Open files and directories: what an open saw, kept until release, so that reads at any
+// offset of one open return the same snapshot, as a sysfs buffer does.
+import ControlFS
+import Synchronization
+
+enum Handle {
+    case file(ControlAttribute, snapshot: [UInt8])
+    case directory([(name: String, isDirectory: Bool, ino: UInt64)])
+}
+
+final class HandleTable: Sendable {
+    private struct Table {
+        var handles: [UInt64: Handle] = [:]
+        var next: UInt64 = 1
+    }
+
+    private let table = Mutex(Table())
+
+    func open(_ handle: Handle) -> UInt64 {
+        table.withLock { table in
+            let id = table.next
+            table.next += 1
+            table.handles[id] = handle
+            return id
+        }
+    }
+
+    func get(_ id: UInt64) -> Handle? { table.withLock { $0.handles[id] } }
+
+    func release(_ id: UInt64) { table.withLock { _ = $0.handles.removeValue(forKey: id) } }
+}
