@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ControlFS", targets: ["ControlFS"]),
         .library(name: "FUSE", targets: ["FUSE"]),
         .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
+        .executable(name: "dmaemud", targets: ["dmaemud"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,6 +36,18 @@ let package = Package(
         .target(
             name: "FUSE",
             dependencies: ["CFuse3", "ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "FUSE", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+        .executableTarget(
+            name: "dmaemud",
+            dependencies: ["Daemon", "FUSE", "PhysicalMemory", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["Daemon", "ControlFS", "DMA", "PhysicalMemory", .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(
             name: "FUSETests",
             dependencies: ["FUSE", "ControlFS", .product(name: "SystemPackage", package: "swift-system")]),

@@ -7,6 +7,8 @@ import PhysicalMemory
 public struct DMAPoolGeometry: Sendable, Equatable {
     /// The block size after raising to the minimum and aligning (pool->size).
     public let size: Int
+    /// The alignment asked for (0 taken as 1); the kernel keeps it only in the size.
+    public let align: Int
     /// Bytes per coherent allocation: max(size, PAGE_SIZE) (pool->allocation).
     public let allocation: Int
     /// No block crosses a multiple of this (pool->boundary).
@@ -48,6 +50,7 @@ public struct DMAPoolGeometry: Sendable, Equatable {
         if algorithm == .stack { boundary = min(boundary, allocation) }
 
         self.size = size
+        self.align = align
         self.allocation = allocation
         self.boundary = boundary
         switch algorithm {

@@ -16,6 +16,16 @@ public struct KernelMessage: Sendable, Equatable {
     public let sequence: UInt64
     public let level: LogLevel
     public let text: String
+    /// Microseconds since the log was created (the machine's boot), as printk stamps it.
+    public let microseconds: UInt64
+
+    /// The line as dmesg prints it: "[    1.234567] text".
+    public var dmesgLine: String {
+        let seconds = String(microseconds / 1_000_000)
+        let fraction = String(microseconds % 1_000_000)
+        return "[" + String(repeating: " ", count: max(0, 5 - seconds.count)) + seconds + "."
+            + String(repeating: "0", count: 6 - fraction.count) + fraction + "] " + text
+    }
 }
 
 public final class KernelLog: Sendable {
@@ -27,6 +37,7 @@ public final class KernelLog: Sendable {
 
     public let capacity: Int
     private let ring = Mutex(Ring())
+    private let boot = ContinuousClock.now
     private let sink: (@Sendable (KernelMessage) -> Void)?
 
     /// `sink` sees every line as it is printed (the daemon forwards them to its logger).
@@ -39,7 +50,9 @@ public final class KernelLog: Sendable {
     /// The corresponding kernel function is `printk()`; one call prints one line.
     public func printk(_ level: LogLevel, _ text: String) {
         let message = ring.withLock { ring in
-            let message = KernelMessage(sequence: ring.nextSequence, level: level, text: text)
+            let elapsed = ContinuousClock.now - boot
+            let micros = UInt64(elapsed.components.seconds) * 1_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
+            let message = KernelMessage(sequence: ring.nextSequence, level: level, text: text, microseconds: micros)
             ring.nextSequence += 1
             if ring.messages.count < capacity {
                 ring.messages.append(message)

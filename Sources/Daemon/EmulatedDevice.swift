@@ -1,0 +1,217 @@
+// One emulated device with its sysfs-like directory: the DMA device, its driver binding
+// (state: probe/remove, timed), and its pools, whether a driver made them or a user did
+// through create_pool. The `generic` driver owns no pools of its own.
+import ControlFS
+import DMA
+import DMAPool
+import PhysicalMemory
+import Synchronization
+import SystemPackage
+
+public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives in `state`
+    public let name: String
+    public let driver: String
+    public let device: Device
+    public let directory = ControlDirectory()
+    private let poolsDirectory: ControlDirectory
+
+    struct State {
+        var bound = false
+        var algorithm: DMAPoolAlgorithm
+        var debug: Bool
+        var pools: [String: HeldPool] = [:]
+        var probeMicroseconds: Int?
+        var removeMicroseconds: Int?
+    }
+
+    private let state: Mutex<State>
+
+    static let drivers = ["generic"]
+
+    init(driver: String, name: String, device: Device, algorithm: DMAPoolAlgorithm, debug: Bool) {
+        self.name = name
+        self.driver = driver
+        self.device = device
+        state = Mutex(State(algorithm: algorithm, debug: debug))
+        poolsDirectory = directory.directory("dma_pools")
+        buildDirectory()
+    }
+
+    public var isBound: Bool { state.withLock { $0.bound } }
+
+    // MARK: - Binding
+
+    /// modprobe: bind the driver. EBUSY when bound already.
+    public func probe() throws(Errno) {
+        let start = ContinuousClock.now
+        try state.withLock { (state) throws(Errno) in
+            guard !state.bound else { throw .resourceBusy }
+            state.bound = true
+        }
+        device.driverName = driver
+        let micros = Self.microseconds(since: start)
+        state.withLock { $0.probeMicroseconds = micros }
+        device.printk(.info, "probe took \(micros) us")
+    }
+
+    /// rmmod: free every held block in allocation order, destroy every pool, report DMA
+    /// still mapped (dma-debug), unbind. ENODEV when not bound.
+    public func remove() throws(Errno) {
+        let start = ContinuousClock.now
+        let pools = try state.withLock { (state) throws(Errno) -> [HeldPool] in
+            guard state.bound else { throw .operationNotSupportedByDevice }
+            defer { state.pools = [:] }
+            return Array(state.pools.values)
+        }
+        // Newest pool first (the device's list order), as drivers unwind what they made.
+        let order = device.dmaPools.all.map(ObjectIdentifier.init)
+        for held in pools.sorted(by: {
+            (order.firstIndex(of: ObjectIdentifier($0.pool)) ?? 0) < (order.firstIndex(of: ObjectIdentifier($1.pool)) ?? 0)
+        }) {
+            try? held.free(Int?.none, newestFirst: false)
+            held.pool.destroy()
+        }
+        refreshPoolsFile()
+        device.checkPendingDMA()
+        device.driverName = nil
+        let micros = Self.microseconds(since: start)
+        state.withLock {
+            $0.bound = false
+            $0.removeMicroseconds = micros
+        }
+        device.printk(.info, "remove took \(micros) us")
+    }
+
+    // MARK: - Pools
+
+    /// create_pool "<name> <size> [align] [boundary]".
+    func createPool(_ text: String) throws(Errno) {
+        let words = StoreParsing.words(text)
+        guard (2...4).contains(words.count) else { throw .invalidArgument }
+        let name = words[0]
+        let size = Int(try StoreParsing.number(words[1], max: UInt64(Int32.max) + 1))
+        let align = words.count > 2 ? Int(try StoreParsing.number(words[2], max: 1 << 30)) : 0
+        let boundary = words.count > 3 ? Int(try StoreParsing.number(words[3], max: 1 << 30)) : 0
+        let (algorithm, debug) = try state.withLock { (state) throws(Errno) in
+            guard state.bound else { throw .operationNotSupportedByDevice }
+            guard state.pools[directoryName(ofPool: name)] == nil else { throw .fileExists }
+            return (state.algorithm, state.debug)
+        }
+        let pool: DMAPool
+        do {
+            pool = try DMAPool(name: name, device: device, size: size, align: align, boundary: boundary, algorithm: algorithm, debug: debug)
+        } catch {
+            device.err("create_pool \(name): \(error)")
+            throw .invalidArgument
+        }
+        add(pool)
+    }
+
+    /// A pool made by a driver or by create_pool: held, listed under dma_pools/.
+    func add(_ pool: DMAPool) {
+        let held = HeldPool(pool)
+        let key = directoryName(ofPool: pool.name)
+        state.withLock { $0.pools[key] = held }
+        poolsDirectory.add(key, poolDirectory(held))
+        refreshPoolsFile()
+    }
+
+    /// destroy_pool "<name>": its held blocks are freed first, so the destroy is clean.
+    func destroyPool(_ text: String) throws(Errno) {
+        let key = directoryName(ofPool: text)
+        let held = try state.withLock { (state) throws(Errno) -> HeldPool in
+            guard let held = state.pools.removeValue(forKey: key) else { throw .noSuchFileOrDirectory }
+            return held
+        }
+        try? held.free(Int?.none, newestFirst: false)
+        held.pool.destroy()
+        poolsDirectory.remove(key)
+        refreshPoolsFile()
+    }
+
+    /// `pools` exists while the device has a pool, as the kernel creates and removes it.
+    private func refreshPoolsFile() {
+        if device.pools == nil {
+            directory.remove("pools")
+        } else if directory.child("pools") == nil {
+            directory.add("pools", ControlAttribute(show: { [device] () throws(Errno) in
+                guard let text = device.pools else { throw .operationNotSupportedByDevice }
+                return text
+            }))
+        }
+    }
+
+    private func poolDirectory(_ held: HeldPool) -> ControlDirectory {
+        let pool = held.pool
+        let directory = ControlDirectory()
+        let geometry = pool.geometry
+        let fixed: [(String, String)] = [
+            ("name", pool.name), ("size", String(geometry.size)), ("align", String(geometry.align)),
+            ("boundary", String(geometry.boundary)), ("allocation", String(geometry.allocation)),
+            ("algorithm", pool.algorithm.rawValue),
+        ]
+        for (key, value) in fixed { directory.add(key, ControlAttribute(show: { value + "\n" })) }
+        directory.add("nr_active", ControlAttribute(show: { "\(pool.counters.active)\n" }))
+        directory.add("nr_blocks", ControlAttribute(show: { "\(pool.counters.blocks)\n" }))
+        directory.add("nr_pages", ControlAttribute(show: { "\(pool.counters.pages)\n" }))
+        directory.add("held", ControlAttribute(show: { "\(held.held)\n" }))
+        directory.add("alloc", ControlAttribute(store: { text throws(Errno) in
+            try held.alloc(Int(try StoreParsing.number(text, max: HeldPool.maxCount)))
+        }))
+        directory.add("free", ControlAttribute(store: { text throws(Errno) in
+            let words = StoreParsing.words(text)
+            guard (1...2).contains(words.count) else { throw .invalidArgument }
+            let count = words[0] == "all" ? nil : Int(try StoreParsing.number(words[0], max: HeldPool.maxCount))
+            let order = words.count == 2 ? words[1] : "oldest"
+            guard order == "oldest" || order == "newest" else { throw .invalidArgument }
+            try held.free(count, newestFirst: order == "newest")
+        }))
+        return directory
+    }
+
+    // MARK: - The directory
+
+    private func buildDirectory() {
+        let device = self.device
+        directory.add("driver", ControlAttribute(show: { [self] in "\(driver)\n" }))
+        directory.add("state", ControlAttribute(
+            show: { [self] in isBound ? "bound\n" : "unbound\n" },
+            store: { [self] text throws(Errno) in
+                switch text {
+                case "probe": try probe()
+                case "remove": try remove()
+                default: throw .invalidArgument
+                }
+            }))
+        directory.add("dmapool_algorithm", ControlAttribute(
+            show: { [self] in state.withLock { $0.algorithm.rawValue } + "\n" },
+            store: { [self] text throws(Errno) in
+                guard let algorithm = DMAPoolAlgorithm(rawValue: text) else { throw .invalidArgument }
+                try state.withLock { (state) throws(Errno) in
+                    guard !state.bound else { throw .resourceBusy }
+                    state.algorithm = algorithm
+                }
+            }))
+        directory.add("dma_mask_bits", ControlAttribute(
+            show: { "\(64 - device.dmaMask.leadingZeroBitCount)\n" },
+            store: { [self] text throws(Errno) in
+                let bits = Int(try StoreParsing.number(text, max: 64))
+                guard bits >= 20 else { throw .invalidArgument }
+                guard !isBound else { throw .resourceBusy }
+                device.dmaMask = dmaBitMask(bits)
+                device.coherentDMAMask = dmaBitMask(bits)
+            }))
+        directory.directory("params")
+        directory.add("stats", ControlAttribute(show: { [self] in
+            let (probe, remove) = state.withLock { ($0.probeMicroseconds, $0.removeMicroseconds) }
+            return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n"
+        }))
+        directory.add("create_pool", ControlAttribute(store: { [self] text throws(Errno) in try createPool(text) }))
+        directory.add("destroy_pool", ControlAttribute(store: { [self] text throws(Errno) in try destroyPool(text) }))
+    }
+
+    static func microseconds(since start: ContinuousClock.Instant) -> Int {
+        let elapsed = ContinuousClock.now - start
+        return Int(elapsed.components.seconds) * 1_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000_000)
+    }
+}

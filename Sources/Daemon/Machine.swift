@@ -1,0 +1,125 @@
+// The emulated machine the daemon serves: RAM, the default software IO TLB, the devices,
+// and the control tree that shows them (DESIGN.md's control surface).
+import ControlFS
+import DMA
+import DMAPool
+import PhysicalMemory
+import SWIOTLB
+import Synchronization
+import SystemPackage
+
+public enum MachineError: Error, CustomStringConvertible {
+    case memory(PhysicalMemoryError)
+    case device(String, Errno)
+
+    public var description: String {
+        switch self {
+        case .memory(let error): "\(error)"
+        case .device(let name, let errno): "device \(name): \(errno)"
+        }
+    }
+}
+
+public final class Machine: @unchecked Sendable {  // `devices` is guarded; the rest is immutable
+    public let config: MachineConfig
+    public let ram: PhysicalMemory
+    public let swiotlb: IOTLBMem?
+    public let root = ControlDirectory()
+    private let devicesDirectory: ControlDirectory
+    private let devices = Mutex<[String: EmulatedDevice]>([:])
+
+    /// The most devices one machine holds.
+    public static let maxDevices = 4096
+
+    public init(_ config: MachineConfig, log: KernelLog = KernelLog()) throws(MachineError) {
+        self.config = config
+        do {
+            ram = try PhysicalMemory(size: config.ramBytes, log: log)
+        } catch {
+            throw .memory(error)
+        }
+        swiotlb = IOTLBMem(ram: ram, config: config.swiotlb)
+        devicesDirectory = root.directory("devices")
+        buildTree()
+        for device in config.devices {
+            do throws(Errno) {
+                try addDevice(driver: device.driver, name: device.name, parameters: device.parameters)
+            } catch {
+                throw .device(device.name, error)
+            }
+        }
+    }
+
+    public func device(_ name: String) -> EmulatedDevice? { devices.withLock { $0[name] } }
+
+    /// control/add_device "<driver> <name> [key=value ...]": the device is made and probed.
+    public func addDevice(driver: String, name: String, parameters: [String: String] = [:]) throws(Errno) {
+        guard EmulatedDevice.drivers.contains(driver), !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+            throw .invalidArgument
+        }
+        var algorithm = config.dmapoolAlgorithm
+        var bits = 32
+        for (key, value) in parameters {
+            switch key {
+            case "dma_mask_bits":
+                bits = Int(try StoreParsing.number(value, max: 64))
+                guard bits >= 20 else { throw .invalidArgument }
+            case "dmapool_algorithm":
+                guard let chosen = DMAPoolAlgorithm(rawValue: value) else { throw .invalidArgument }
+                algorithm = chosen
+            default:
+                throw .invalidArgument
+            }
+        }
+        let dma = Device(
+            name: name, machine: ram, swiotlb: swiotlb, dmaDebug: config.dmaDebug,
+            dmaMask: dmaBitMask(bits), coherentDMAMask: dmaBitMask(bits))
+        let emulated = EmulatedDevice(driver: driver, name: name, device: dma, algorithm: algorithm, debug: config.dmapoolDebug)
+        try devices.withLock { (devices) throws(Errno) in
+            guard devices[name] == nil else { throw .fileExists }
+            guard devices.count < Self.maxDevices else { throw .noMemory }
+            devices[name] = emulated
+        }
+        try emulated.probe()
+        devicesDirectory.add(name, emulated.directory)
+    }
+
+    /// control/remove_device "<name>": removed (the driver unbound first).
+    public func removeDevice(_ name: String) throws(Errno) {
+        guard let emulated = devices.withLock({ $0.removeValue(forKey: name) }) else { throw .operationNotSupportedByDevice }
+        if emulated.isBound { try? emulated.remove() }
+        devicesDirectory.remove(name)
+    }
+
+    private func buildTree() {
+        let control = root.directory("control")
+        control.add("add_device", ControlAttribute(store: { [self] text throws(Errno) in
+            let words = StoreParsing.words(text)
+            guard words.count >= 2 else { throw .invalidArgument }
+            var parameters: [String: String] = [:]
+            for word in words.dropFirst(2) {
+                let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw .invalidArgument }
+                parameters[parts[0]] = parts[1]
+            }
+            try addDevice(driver: words[0], name: words[1], parameters: parameters)
+        }))
+        control.add("remove_device", ControlAttribute(store: { [self] text throws(Errno) in try removeDevice(text) }))
+
+        let kernel = root.directory("kernel")
+        kernel.add("buddyinfo", ControlAttribute(show: { [ram] in ram.buddyInfo }))
+        if let swiotlb {
+            let debugfs = kernel.directory("debug").directory("swiotlb")
+            debugfs.add("io_tlb_nslabs", ControlAttribute(mode: 0o400, show: { "\(swiotlb.nslabs)\n" }))
+            debugfs.add("io_tlb_used", ControlAttribute(mode: 0o400, show: { "\(swiotlb.used)\n" }))
+            debugfs.add("io_tlb_used_hiwater", ControlAttribute(
+                mode: 0o600, show: { "\(swiotlb.usedHiwater)\n" },
+                store: { text throws(Errno) in
+                    let value = Int(try StoreParsing.number(text, max: UInt64(Int.max)))
+                    do throws(SWIOTLBError) { try swiotlb.setUsedHiwater(value) } catch { throw .invalidArgument }
+                }))
+            debugfs.add("io_tlb_transient_nslabs", ControlAttribute(mode: 0o400, show: { "\(swiotlb.transientNslabs)\n" }))
+        }
+        root.add("kmsg", ControlAttribute(show: { [ram] in ram.log.messages.map { $0.dmesgLine + "\n" }.joined() }))
+    }
+}

@@ -1,0 +1,27 @@
+// The emulated machine's description: what Config/dmaemu.toml says, and what dmaemud
+// runs with when given no file.
+import DMAPool
+import SWIOTLB
+
+public struct MachineConfig: Sendable {
+    public struct DeviceConfig: Sendable, Equatable {
+        public var driver: String
+        public var name: String
+        public var parameters: [String: String]
+
+        public init(driver: String, name: String, parameters: [String: String] = [:]) {
+            self.driver = driver
+            self.name = name
+            self.parameters = parameters
+        }
+    }
+
+    public var ramBytes: UInt64 = 8 << 30
+    public var swiotlb = SWIOTLBConfig()
+    public var dmapoolAlgorithm: DMAPoolAlgorithm = .stack
+    public var dmapoolDebug = false
+    public var dmaDebug = false
+    public var devices: [DeviceConfig] = [DeviceConfig(driver: "generic", name: "0000:00:04.0", parameters: ["dma_mask_bits": "64"])]
+
+    public init() {}
+}

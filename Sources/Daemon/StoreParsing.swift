@@ -1,0 +1,24 @@
+// How a sysfs store reads its buffer: kstrtoul-style numbers (decimal, 0x hex, 0 octal,
+// nothing around them) and space-separated words; anything else is EINVAL.
+import SystemPackage
+
+enum StoreParsing {
+    /// kstrtoull(text, 0): a whole unsigned number, at most `limit`.
+    static func number(_ text: String, max limit: UInt64 = .max) throws(Errno) -> UInt64 {
+        let value: UInt64?
+        if text.hasPrefix("0x") || text.hasPrefix("0X") {
+            value = UInt64(text.dropFirst(2), radix: 16)
+        } else if text.count > 1 && text.hasPrefix("0") {
+            value = UInt64(text.dropFirst(), radix: 8)
+        } else {
+            value = UInt64(text, radix: 10)
+        }
+        guard let value, value <= limit else { throw .invalidArgument }
+        return value
+    }
+
+    static func words(_ text: String) -> [String] { text.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+}
+
+/// The pool directory name: the pool name with spaces made underscores.
+func directoryName(ofPool name: String) -> String { String(name.map { $0 == " " ? "_" : $0 }) }

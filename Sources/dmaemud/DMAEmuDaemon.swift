@@ -1,0 +1,83 @@
+// dmaemud: builds the emulated machine, mounts its control tree and serves it in the
+// foreground until SIGTERM or SIGINT, then unmounts and exits 0. State is reached through
+// the FUSE session's userdata; nothing lives in top-level globals, which libfuse's
+// threads must not touch.
+import ArgumentParser
+import Daemon
+import Dispatch
+import FUSE
+import Foundation
+import PhysicalMemory
+
+@main
+struct DMAEmuDaemon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dmaemud",
+        abstract: "Emulate the kernel's DMA memory machinery behind a sysfs-like FUSE tree.",
+        version: "dmaemud 0.1.0"
+    )
+
+    @Argument(help: "Where to mount the control tree.") var mountpoint = "/mnt"
+    @Flag(help: "Let users other than the mounting one use the tree (allow_other).") var allowOther = false
+    @Option(help: "Lowest level printed: emerg, alert, crit, err, warning, notice, info, debug.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard Self.level(logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
+    }
+
+    static func level(_ name: String) -> LogLevel? {
+        ["emerg": .emerg, "alert": .alert, "crit": .crit, "err": .err, "warning": .warning,
+         "notice": .notice, "info": .info, "debug": .debug][name]
+    }
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let log = KernelLog(sink: StderrSink(threshold: Self.level(logLevel)!, journal: environment["JOURNAL_STREAM"] != nil).write)
+        let notifier = SystemdNotifier(environment: environment)
+        let machine: Machine
+        do {
+            machine = try Machine(MachineConfig(), log: log)
+        } catch {
+            log.printk(.err, "dmaemud: \(error)")
+            throw ExitCode.failure
+        }
+        let server = FUSEServer(root: machine.root, mountpoint: mountpoint)
+        do {
+            try server.mount(MountOptions(allowOther: allowOther))
+        } catch {
+            log.printk(.err, "dmaemud: \(error)")
+            throw ExitCode.failure
+        }
+        log.printk(.info, "dmaemud: mounted at \(mountpoint)")
+        notifier.notify("READY=1\nSTATUS=serving \(machine.config.devices.count) devices at \(mountpoint)")
+        let watchdog = Self.startWatchdog(notifier, environment)
+        server.run()
+        watchdog?.cancel()
+        notifier.notify("STOPPING=1\nSTATUS=unmounted \(mountpoint)")
+        log.printk(.info, "dmaemud: unmounted \(mountpoint)")
+    }
+
+    /// WATCHDOG=1 at half the period systemd asked for.
+    static func startWatchdog(_ notifier: SystemdNotifier, _ environment: [String: String]) -> DispatchSourceTimer? {
+        guard let usec = SystemdNotifier.watchdogMicroseconds(environment) else { return nil }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dmaemud.watchdog"))
+        timer.schedule(deadline: .now(), repeating: .microseconds(Int(usec / 2)))
+        timer.setEventHandler { notifier.notify("WATCHDOG=1") }
+        timer.resume()
+        return timer
+    }
+}
+
+/// Kernel-style lines on stderr: "<N>text" for journald (JOURNAL_STREAM set), which reads
+/// the syslog priority from the prefix, else dmesg's "[seconds] text".
+struct StderrSink: Sendable {
+    let threshold: LogLevel
+    let journal: Bool
+
+    func write(_ message: KernelMessage) {
+        guard message.level <= threshold else { return }
+        let line = (journal ? "<\(message.level.rawValue)>\(message.text)" : message.dmesgLine) + "\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+}
