@@ -5,8 +5,10 @@ SHARED ?= ../shared
 DEBS   := gcc libc6-dev pkg-config libfuse3-dev fuse3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCH_OUT ?= bench-results
+PREFIX ?= /usr/local
+MOUNTPOINT ?= /mnt
 
-.PHONY: deps build test run bench clean
+.PHONY: deps build test run bench clean install uninstall
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -21,10 +23,24 @@ build:
 test: deps build
 	$(SWIFT) test
 
-# Until the daemon lands, `run` reproduces the seed's mpt3sas modprobe/rmmod loop.
-run:
-	$(SWIFT) build -c release --product dmaemu-bench
-	.build/release/dmaemu-bench mpt3sas
+# The default machine mounted at $(MOUNTPOINT), in the foreground; Ctrl-C unmounts.
+run: deps
+	$(SWIFT) build -c release --product dmaemud
+	mkdir -p $(MOUNTPOINT)
+	.build/release/dmaemud $(MOUNTPOINT)
+
+install: deps
+	$(SWIFT) build -c release --product dmaemud
+	install -D -m 0755 .build/release/dmaemud $(DESTDIR)$(PREFIX)/bin/dmaemud
+	install -D -m 0644 systemd/dmaemu.service $(DESTDIR)/etc/systemd/system/dmaemu.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/dmaemu/README.md
+	-systemctl daemon-reload 2>/dev/null
+
+uninstall:
+	-systemctl disable --now dmaemu.service 2>/dev/null
+	rm -f $(DESTDIR)$(PREFIX)/bin/dmaemud $(DESTDIR)/etc/systemd/system/dmaemu.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/dmaemu
+	-systemctl daemon-reload 2>/dev/null
 
 # The benchmarks, with the C limits of $(SHARED)/bench measured in the same run.
 bench: deps

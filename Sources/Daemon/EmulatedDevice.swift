@@ -70,16 +70,17 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         }) {
             try? held.free(Int?.none, newestFirst: false)
             held.pool.destroy()
+            poolsDirectory.remove(directoryName(ofPool: held.pool.name))
         }
         refreshPoolsFile()
         device.checkPendingDMA()
-        device.driverName = nil
         let micros = Self.microseconds(since: start)
+        device.printk(.info, "remove took \(micros) us")
+        device.driverName = nil
         state.withLock {
             $0.bound = false
             $0.removeMicroseconds = micros
         }
-        device.printk(.info, "remove took \(micros) us")
     }
 
     // MARK: - Pools

@@ -1,0 +1,60 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The built dmaemud, next to this test binary.
+let daemonPath = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dmaemud").path
+
+@Suite(.enabled(if: access("/dev/fuse", R_OK | W_OK) == 0, "needs /dev/fuse (CI has it, as root)"))
+struct DaemonEndToEndTests {
+    @Test func startNotifyServeAndStopOnSIGTERM() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: daemonPath), "build dmaemud first (make test does)")
+        var template = Array("/tmp/dmaemud-e2e-XXXXXX".utf8CString)
+        let mountpoint = String(cString: mkdtemp(&template)!)
+        defer { rmdir(mountpoint) }
+        let socketPath = mountpoint + ".notify"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer {
+            close(fd)
+            unlink(socketPath)
+        }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: daemonPath)
+        daemon.arguments = [mountpoint]
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = socketPath
+        daemon.environment = environment
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let received = recv(fd, &buffer, buffer.count, 0)
+        #expect(received > 0)
+        let message = String(decoding: buffer[..<max(received, 0)], as: UTF8.self)
+        #expect(message.hasPrefix("READY=1\nSTATUS=serving 1 devices at \(mountpoint)"))
+
+        let pools = mountpoint + "/devices/0000:00:04.0"
+        try "chain 128 16\n".write(toFile: pools + "/create_pool", atomically: false, encoding: .utf8)
+        try "373959\n".write(toFile: pools + "/dma_pools/chain/alloc", atomically: false, encoding: .utf8)
+        #expect(try String(contentsOfFile: pools + "/pools", encoding: .utf8) == "poolinfo - 0.1\nchain            373959 373984  128 11687\n")
+
+        daemon.terminate()  // SIGTERM
+        daemon.waitUntilExit()
+        #expect(daemon.terminationReason == .exit && daemon.terminationStatus == 0)
+        let stopping = recv(fd, &buffer, buffer.count, 0)
+        #expect(String(decoding: buffer[..<max(stopping, 0)], as: UTF8.self).hasPrefix("STOPPING=1"))
+        // The mountpoint is released: an empty directory again.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountpoint).isEmpty)
+        #expect(!String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: "/proc/self/mounts"))) ?? Data(), as: UTF8.self).contains(mountpoint))
+    }
+}
