@@ -21,7 +21,8 @@ public struct MachineConfig: Sendable {
     public var dmapoolAlgorithm: DMAPoolAlgorithm = .stack
     public var dmapoolDebug = false
     public var dmaDebug = false
-    public var devices: [DeviceConfig] = [DeviceConfig(driver: "generic", name: "0000:00:04.0", parameters: ["dma_mask_bits": "64"])]
+    public var devices: [DeviceConfig] = []
 
+    /// An empty machine with the kernel's defaults; `defaultMachine()` is the shipped one.
     public init() {}
 }

@@ -18,6 +18,9 @@ struct DMAEmuDaemon: ParsableCommand {
     )
 
     @Argument(help: "Where to mount the control tree.") var mountpoint = "/mnt"
+    @Option(help: "The machine to emulate (default: the shipped Config/dmaemu.toml, compiled in).")
+    var config: String?
+    @Flag(help: "Check the configuration and exit.") var checkConfig = false
     @Flag(help: "Let users other than the mounting one use the tree (allow_other).") var allowOther = false
     @Option(help: "Lowest level printed: emerg, alert, crit, err, warning, notice, info, debug.")
     var logLevel = "info"
@@ -35,9 +38,23 @@ struct DMAEmuDaemon: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let log = KernelLog(sink: StderrSink(threshold: Self.level(logLevel)!, journal: environment["JOURNAL_STREAM"] != nil).write)
         let notifier = SystemdNotifier(environment: environment)
+        var machineConfig = MachineConfig.defaultMachine()
+        if let config {
+            do {
+                let text = try String(contentsOfFile: config, encoding: .utf8)
+                machineConfig = try MachineConfig(toml: text, file: config)
+            } catch {
+                log.printk(.err, "dmaemud: \(error)")
+                throw ExitCode.failure
+            }
+        }
+        if checkConfig {
+            print("\(config ?? "built-in configuration"): OK, \(machineConfig.devices.count) devices")
+            return
+        }
         let machine: Machine
         do {
-            machine = try Machine(MachineConfig(), log: log)
+            machine = try Machine(machineConfig, log: log)
         } catch {
             log.printk(.err, "dmaemud: \(error)")
             throw ExitCode.failure

@@ -6,7 +6,7 @@ import Testing
 
 /// A small machine: 1 GiB of RAM, a 1 MiB swiotlb, the default generic device.
 func smallMachine(ram: UInt64 = 1 << 30) throws -> Machine {
-    var config = MachineConfig()
+    var config = MachineConfig.defaultMachine()
     config.ramBytes = ram
     config.swiotlb.nslabs = 512
     config.swiotlb.nareas = 2

@@ -1,0 +1,31 @@
+// Config/dmaemu.toml, compiled in: the machine dmaemud runs with no --config. A test keeps
+// the two identical.
+let defaultConfigText = #"""
+# dmaemu's default machine: what `dmaemud` runs with no --config. Sizes take K, M, G.
+
+[machine]
+ram = "8G"                 # the emulated RAM (MAP_NORESERVE: untouched pages cost nothing)
+
+[swiotlb]
+size = "64M"               # the boot pool (IO_TLB_DEFAULT_SIZE); or kernel_parameter = "32768,2,force"
+# areas = 2                # default: the CPU count, rounded up to a power of two
+dynamic = true             # CONFIG_SWIOTLB_DYNAMIC: grow with pools, transient pools meanwhile
+force = false              # swiotlb=force: every streaming map bounces
+debugfs_counters = true    # CONFIG_DEBUG_FS: exact io_tlb_used and io_tlb_used_hiwater
+confidential = false       # a CoCo VM: every map bounces, sharing memory costs time
+# decrypt_ns_per_page = 2000
+# encrypt_ns_per_page = 2000
+# coherent_pool = "256K"
+
+[dmapool]
+algorithm = "stack"        # stack (v6.4+), rbtree (Tony Battersby's v6), legacy (<= v6.3)
+debug = false              # DMAPOOL_DEBUG: poisoning and corruption/double-free checks
+
+[dma]
+debug = false              # dma-debug: track every mapping, report misuse
+
+[[device]]
+driver = "generic"
+name = "0000:00:04.0"
+dma_mask_bits = 64
+"""#

@@ -1,0 +1,63 @@
+import Daemon
+import DMAPool
+import Foundation
+import Testing
+
+@Suite struct ConfigFileTests {
+    @Test func theShippedFileIsTheCompiledInDefault() throws {
+        // Tests run from the package directory (swift test and make test both do).
+        let shipped = try String(contentsOfFile: "Config/dmaemu.toml", encoding: .utf8)
+        let parsed = try MachineConfig(toml: shipped, file: "Config/dmaemu.toml")
+        let builtIn = MachineConfig.defaultMachine()
+        #expect(parsed.ramBytes == 8 << 30 && builtIn.ramBytes == 8 << 30)
+        #expect(parsed.swiotlb == builtIn.swiotlb && parsed.swiotlb.nslabs == 32768)
+        #expect(parsed.devices == builtIn.devices)
+        #expect(parsed.devices == [MachineConfig.DeviceConfig(driver: "generic", name: "0000:00:04.0", parameters: ["dma_mask_bits": "64"])])
+    }
+
+    @Test func valuesAreRead() throws {
+        let config = try MachineConfig(toml: """
+            [machine]
+            ram = "1G"
+            [swiotlb]
+            kernel_parameter = "512,2,force"
+            dynamic = false
+            [dmapool]
+            algorithm = "legacy"
+            debug = true
+            [[device]]
+            driver = "generic"
+            name = "a"
+            [[device]]
+            driver = "generic"
+            name = "b"
+            dmapool_algorithm = "rbtree"
+            """, file: "t.toml")
+        #expect(config.ramBytes == 1 << 30)
+        #expect(config.swiotlb.nslabs == 512 && config.swiotlb.nareas == 2 && config.swiotlb.force && !config.swiotlb.dynamic)
+        #expect(config.dmapoolAlgorithm == .legacy && config.dmapoolDebug)
+        #expect(config.devices.map(\.name) == ["a", "b"] && config.devices[1].parameters == ["dmapool_algorithm": "rbtree"])
+    }
+
+    @Test(arguments: [
+        ("[machine]\nram = \"8G\"\ncolour = 1\n", "t.toml:3: machine.colour: unknown key"),
+        ("[machine]\nram = true\n", "t.toml:2: machine.ram: must be a size such as 64M, or a byte count"),
+        ("[machine]\nram = \"12Q\"\n", "t.toml:2: machine.ram: must be a size such as 64M, or a byte count"),
+        ("\n[dmapool]\nalgorithm = \"slab\"\n", "t.toml:3: dmapool.algorithm: must be stack, rbtree or legacy, not 'slab'"),
+        ("[swiotlb]\nareas = 0\n", "t.toml:2: swiotlb.areas: must be 1...1024"),
+        ("[swiotlb]\nkernel_parameter = \"x,y\"\n", "t.toml:2: swiotlb.kernel_parameter: bad swiotlb= value 'x,y'"),
+        ("[[device]]\ndriver = \"generic\"\n[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:1: device.name: is required, without '/'"),
+        ("[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:2: device.driver: unknown driver 'floppy' (known: generic)"),
+        ("[[device]]\ndriver = \"generic\"\nname = \"x\"\ndma_mask_bits = 8\n", "t.toml:4: device.dma_mask_bits: must be 20...64"),
+        ("speed = 3\n", "t.toml:1: speed: unknown key"),
+        ("[machine\n", "t.toml:1: "),
+    ])
+    func errorsNameTheKeyAndLine(_ text: String, _ expected: String) {
+        do {
+            _ = try MachineConfig(toml: text, file: "t.toml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect("\(error)".hasPrefix(expected), "\(error)")
+        }
+    }
+}
