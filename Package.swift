@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .target(name: "PhysicalMemory"),
@@ -43,10 +44,15 @@ let package = Package(
                 "FUSE", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "dmaemud",
-            dependencies: ["Daemon", "FUSE", "PhysicalMemory", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "Daemon", "FUSE", "PhysicalMemory",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "DaemonTests",
             dependencies: ["Daemon", "ControlFS", "DMA", "PhysicalMemory", .product(name: "SystemPackage", package: "swift-system")]),

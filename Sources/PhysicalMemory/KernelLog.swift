@@ -19,6 +19,13 @@ public struct KernelMessage: Sendable, Equatable {
     /// Microseconds since the log was created (the machine's boot), as printk stamps it.
     public let microseconds: UInt64
 
+    public init(sequence: UInt64, level: LogLevel, text: String, microseconds: UInt64) {
+        self.sequence = sequence
+        self.level = level
+        self.text = text
+        self.microseconds = microseconds
+    }
+
     /// The line as dmesg prints it: "[    1.234567] text".
     public var dmesgLine: String {
         let seconds = String(microseconds / 1_000_000)

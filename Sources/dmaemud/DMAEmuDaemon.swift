@@ -7,6 +7,7 @@ import Daemon
 import Dispatch
 import FUSE
 import Foundation
+import Logging
 import PhysicalMemory
 
 @main
@@ -36,7 +37,11 @@ struct DMAEmuDaemon: ParsableCommand {
 
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
-        let log = KernelLog(sink: StderrSink(threshold: Self.level(logLevel)!, journal: environment["JOURNAL_STREAM"] != nil).write)
+        let journal = environment["JOURNAL_STREAM"] != nil
+        let level = KernelLogHandler.level(Self.level(logLevel)!)
+        LoggingSystem.bootstrap { _ in KernelLogHandler(level: level, journal: journal) }
+        let logger = Logger(label: "dmaemud")
+        let log = KernelLog(sink: { logger.forward($0) })
         let notifier = SystemdNotifier(environment: environment)
         var machineConfig = MachineConfig.defaultMachine()
         if let config {
@@ -83,18 +88,5 @@ struct DMAEmuDaemon: ParsableCommand {
         timer.setEventHandler { notifier.notify("WATCHDOG=1") }
         timer.resume()
         return timer
-    }
-}
-
-/// Kernel-style lines on stderr: "<N>text" for journald (JOURNAL_STREAM set), which reads
-/// the syslog priority from the prefix, else dmesg's "[seconds] text".
-struct StderrSink: Sendable {
-    let threshold: LogLevel
-    let journal: Bool
-
-    func write(_ message: KernelMessage) {
-        guard message.level <= threshold else { return }
-        let line = (journal ? "<\(message.level.rawValue)>\(message.text)" : message.dmesgLine) + "\n"
-        FileHandle.standardError.write(Data(line.utf8))
     }
 }
