@@ -108,6 +108,9 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
 
         let kernel = root.directory("kernel")
         kernel.add("buddyinfo", ControlAttribute(show: { [ram] in ram.buddyInfo }))
+        let benchmarkDevice = Device(name: "dma_map_benchmark", machine: ram, bus: "platform", swiotlb: swiotlb, dmaMask: .max, coherentDMAMask: .max)
+        benchmarkDevice.driverName = "dma_map_benchmark"
+        kernel.directory("debug").add("dma_map_benchmark", MapBenchmarkFile(device: benchmarkDevice).attribute)
         if let swiotlb {
             let debugfs = kernel.directory("debug").directory("swiotlb")
             debugfs.add("io_tlb_nslabs", ControlAttribute(mode: 0o400, show: { "\(swiotlb.nslabs)\n" }))

@@ -39,30 +39,15 @@ struct MapBench: ParsableCommand {
     var direction: DMADirection { [DMADirection.bidirectional, .toDevice, .fromDevice][dir] }
     var directionName: String { ["BIDIRECTIONAL", "TO_DEVICE", "FROM_DEVICE"][dir] }
 
-    struct Stats {
-        var loops = 0
-        var mapSum = 0.0, mapSquares = 0.0, unmapSum = 0.0, unmapSquares = 0.0
-
-        mutating func add(map: Double, unmap: Double) {
-            loops += 1
-            mapSum += map
-            mapSquares += map * map
-            unmapSum += unmap
-            unmapSquares += unmap * unmap
-        }
-
-        mutating func merge(_ other: Stats) {
-            loops += other.loops
-            mapSum += other.mapSum
-            mapSquares += other.mapSquares
-            unmapSum += other.unmapSum
-            unmapSquares += other.unmapSquares
-        }
-
-        var avgMap: Double { mapSum / Double(max(loops, 1)) }
-        var avgUnmap: Double { unmapSum / Double(max(loops, 1)) }
-        var mapStddev: Double { (max(mapSquares / Double(max(loops, 1)) - avgMap * avgMap, 0)).squareRoot() }
-        var unmapStddev: Double { (max(unmapSquares / Double(max(loops, 1)) - avgUnmap * avgUnmap, 0)).squareRoot() }
+    var parameters: MapBenchmark.Parameters {
+        var parameters = MapBenchmark.Parameters()
+        parameters.threads = threads
+        parameters.seconds = seconds
+        parameters.bits = bits
+        parameters.direction = direction
+        parameters.delayNs = delay
+        parameters.granule = granule
+        return parameters
     }
 
     func run() throws {
@@ -72,65 +57,26 @@ struct MapBench: ParsableCommand {
         config.debugfsCounters = !noDebugfs
         guard let mem = IOTLBMem(ram: ram, config: config) else { throw ValidationError("no swiotlb") }
         let device = Device(name: "dma_map_benchmark", machine: ram, swiotlb: mem)
-        device.dmaMask = dmaBitMask(bits)
-        let (stats, bounced) = try measure(device)
+        device.dmaMask = dmaBitMask(64)  // MapBenchmark sets -b for the run
+        guard let stats = MapBenchmark(device: device).run(parameters) else { throw ValidationError("no memory for buffers") }
         if json {
             print(jsonLine([
                 ("threads", threads), ("seconds", seconds), ("bits", bits), ("dir", directionName), ("granule", granule),
-                ("loops", stats.loops), ("avg_map_ns", stats.avgMap), ("map_stddev_ns", stats.mapStddev),
-                ("avg_unmap_ns", stats.avgUnmap), ("unmap_stddev_ns", stats.unmapStddev), ("bounced", bounced),
+                ("loops", stats.loops), ("avg_map_ns", stats.avgMapNs), ("map_stddev_ns", stats.mapStddevNs),
+                ("avg_unmap_ns", stats.avgUnmapNs), ("unmap_stddev_ns", stats.unmapStddevNs), ("bounced", stats.bounced),
             ]))
         } else {
-            print("dma mapping benchmark: threads:\(threads) seconds:\(seconds) node:-1 dir:\(directionName) granule: \(granule)")
-            print("average map latency(us):\(fixed(stats.avgMap / 1000)) standard deviation:\(fixed(stats.mapStddev / 1000))")
-            print("average unmap latency(us):\(fixed(stats.avgUnmap / 1000)) standard deviation:\(fixed(stats.unmapStddev / 1000))")
-            printLimit(device, stats, bounced: bounced)
+            print(stats.report(parameters), terminator: "")
+            printLimit(device, stats)
         }
-    }
-
-    /// Each thread: its own buffer, memset to 0x66 unless FROM_DEVICE, then map, delay,
-    /// unmap until the time is up; failures end the thread as the kernel's does.
-    func measure(_ device: Device) throws -> (Stats, Bool) {
-        var order = 0
-        while 1 << order < granule { order += 1 }
-        let size = granule * PhysicalMemory.pageSize
-        let buffers = try (0..<threads).map { _ in
-            guard let phys = device.machine.allocPages(order: order) else { throw ValidationError("no memory for buffers") }
-            return phys
-        }
-        let bounced = device.wouldBounce(buffers[0], size: size)
-        let results = Mutex<[Stats]>([])
-        let deadline = monotonicNs() + UInt64(seconds) * 1_000_000_000
-        let direction = self.direction
-        let delay = self.delay
-        DispatchQueue.concurrentPerform(iterations: threads) { thread in
-            let buffer = buffers[thread]
-            var stats = Stats()
-            while monotonicNs() < deadline {
-                if direction != .fromDevice { device.machine.virt(buffer).initializeMemory(as: UInt8.self, repeating: 0x66, count: size) }
-                let t0 = monotonicNs()
-                guard let dma = device.mapSingle(buffer, size: size, direction) else {
-                    device.err("dma_map_single failed on \(device.name)")
-                    break
-                }
-                let t1 = monotonicNs()
-                ndelay(delay)
-                let t2 = monotonicNs()
-                device.unmapSingle(dma, size: size, direction)
-                let t3 = monotonicNs()
-                stats.add(map: Double(t1 - t0), unmap: Double(t3 - t2))
-            }
-            results.withLock { $0.append(stats) }
-        }
-        var total = Stats()
-        for stats in results.withLock({ $0 }) { total.merge(stats) }
-        return (total, bounced)
     }
 
     /// Map+unmap pairs in a loop with no clock read between them, for one second on one
     /// thread: what a pair costs without the tool's per-call timing, comparable with the
     /// memcpy limit, which times a whole loop too.
     func pairCost(_ device: Device) -> Double {
+        device.dmaMask = dmaBitMask(bits)
+        defer { device.dmaMask = dmaBitMask(64) }
         let size = granule * PhysicalMemory.pageSize
         guard let buffer = device.machine.allocPages(order: 6) else { return .nan }
         device.machine.virt(buffer).initializeMemory(as: UInt8.self, repeating: 0x66, count: size)
@@ -148,7 +94,8 @@ struct MapBench: ParsableCommand {
     }
 
     /// With --limit: one bounce against one memcpy of the same size, measured now.
-    func printLimit(_ device: Device, _ stats: Stats, bounced: Bool) {
+    func printLimit(_ device: Device, _ stats: MapBenchmark.Result) {
+        let bounced = stats.bounced
         guard let limit, let lines = try? runLimit(limit, []) else { return }
         let size = granule * PhysicalMemory.pageSize
         guard let line = lines.first(where: { ($0["bytes"] as? Int) == size }),
@@ -157,7 +104,7 @@ struct MapBench: ParsableCommand {
             print("(the memcpy limit measures 4 KiB and 64 KiB granules only)")
             return
         }
-        let timed = stats.avgMap + stats.avgUnmap
+        let timed = stats.avgMapNs + stats.avgUnmapNs
         let pair = pairCost(device)
         print("")
         print("memcpy of \(size / 1024) KiB (limit): \(fixed(copyNs)) ns, \(fixed(gbPerS, 2)) GB/s")
