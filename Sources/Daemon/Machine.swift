@@ -52,6 +52,9 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
 
     public func device(_ name: String) -> EmulatedDevice? { devices.withLock { $0[name] } }
 
+    /// The devices, by name.
+    public var allDevices: [EmulatedDevice] { devices.withLock { $0.values.sorted { $0.name < $1.name } } }
+
     /// control/add_device "<driver> <name> [key=value ...]": the device is made and probed.
     public func addDevice(driver: String, name: String, parameters: [String: String] = [:]) throws(Errno) {
         guard EmulatedDevice.drivers.contains(driver), !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
@@ -123,6 +126,7 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
                 }))
             debugfs.add("io_tlb_transient_nslabs", ControlAttribute(mode: 0o400, show: { "\(swiotlb.transientNslabs)\n" }))
         }
+        root.add("metrics", ControlAttribute(show: { [self] in metricsText() }))
         root.add("kmsg", ControlAttribute(show: { [ram] in ram.log.messages.map { $0.dmesgLine + "\n" }.joined() }))
     }
 }

@@ -150,3 +150,19 @@ let kmsgPath = "kmsg"
         }
     }
 }
+
+@Suite struct MetricsTests {
+    @Test func everyCounterInPrometheusText() throws {
+        let machine = try smallMachine()
+        try machine.write("\(dev)/create_pool", "chain 128 16")
+        try machine.write("\(dev)/dma_pools/chain/alloc", "100")
+        let text = try machine.read("metrics")
+        #expect(text.contains("# TYPE dmaemu_io_tlb_nslabs gauge"))
+        #expect(text.contains("dmaemu_io_tlb_nslabs 512"))
+        #expect(text.contains(#"dmaemu_dmapool_nr_active{device="0000:00:04.0",driver="generic",pool="chain",algorithm="stack"} 100"#))
+        #expect(text.contains(#"dmaemu_dmapool_nr_pages{device="0000:00:04.0",driver="generic",pool="chain",algorithm="stack"} 4"#))
+        #expect(text.contains(#"dmaemu_zone_free_pages{zone="DMA"} 4095"#))
+        try machine.write("\(dev)/destroy_pool", "chain")
+        #expect(!(try machine.read("metrics")).contains("pool=\"chain\""))
+    }
+}
