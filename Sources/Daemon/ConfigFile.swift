@@ -30,7 +30,7 @@ extension MachineConfig {
         } catch {
             throw ConfigError(file: file, line: nil, message: "\(error)")
         }
-        try reader.onlyKeys(root, ["machine", "swiotlb", "dmapool", "dma", "device"], section: nil)
+        try reader.onlyKeys(root, ["machine", "swiotlb", "dmapool", "dma", "device", "restricted_pool"], section: nil)
         if let machine = try reader.table(root, "machine") {
             try reader.onlyKeys(machine, ["ram"], section: "machine")
             if let ram = try reader.size(machine, "ram", section: "machine", minimum: 32 * 4096) { ramBytes = UInt64(ram) }
@@ -49,6 +49,20 @@ extension MachineConfig {
         if let table = try reader.table(root, "dma") {
             try reader.onlyKeys(table, ["debug"], section: "dma")
             dmaDebug = try reader.bool(table, "debug", section: "dma") ?? dmaDebug
+        }
+        if let value = root["restricted_pool"] {
+            guard let array = value.array else { throw reader.error("restricted_pool", nil, "must be an array of tables ([[restricted_pool]])") }
+            for element in array {
+                guard let table = element.table else { throw reader.error("restricted_pool", nil, "must be an array of tables") }
+                try reader.onlyKeys(table, ["name", "size"], section: "restricted_pool")
+                guard let name = try reader.string(table, "name", section: "restricted_pool"), !name.isEmpty, !name.contains("/") else {
+                    throw reader.error("restricted_pool.name", "restricted_pool", "is required, without '/'")
+                }
+                guard let size = try reader.size(table, "size", section: "restricted_pool", minimum: 2048) else {
+                    throw reader.error("restricted_pool.size", "restricted_pool", "is required")
+                }
+                restrictedPools.append(RestrictedPool(name: name, bytes: size))
+            }
         }
         devices = []
         if let value = root["device"] {
@@ -89,7 +103,7 @@ extension MachineConfig {
 
     private func readDevice(_ table: TOMLTable, _ index: Int, _ reader: ConfigReader) throws(ConfigError) -> DeviceConfig {
         let section = "device#\(index)"
-        try reader.onlyKeys(table, ["driver", "name", "dma_mask_bits", "dmapool_algorithm"], section: section)
+        try reader.onlyKeys(table, ["driver", "name", "dma_mask_bits", "dmapool_algorithm", "swiotlb"], section: section)
         guard let driver = try reader.string(table, "driver", section: section) else {
             throw reader.error("device.driver", section, "is required")
         }
@@ -106,6 +120,12 @@ extension MachineConfig {
                 throw reader.error("device.dmapool_algorithm", section, "must be stack, rbtree or legacy")
             }
             parameters["dmapool_algorithm"] = algorithm
+        }
+        if let pool = try reader.string(table, "swiotlb", section: section) {
+            guard restrictedPools.contains(where: { $0.name == pool }) else {
+                throw reader.error("device.swiotlb", section, "no [[restricted_pool]] named '\(pool)'")
+            }
+            parameters["swiotlb"] = pool
         }
         return DeviceConfig(driver: driver, name: name, parameters: parameters)
     }

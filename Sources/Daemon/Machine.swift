@@ -24,6 +24,8 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
     public let config: MachineConfig
     public let ram: PhysicalMemory
     public let swiotlb: IOTLBMem?
+    /// restricted-dma-pool regions by name; devices bind to one with `swiotlb=<name>`.
+    public let restrictedPools: [String: IOTLBMem]
     public let root = ControlDirectory()
     private let devicesDirectory: ControlDirectory
     private let devices = Mutex<[String: EmulatedDevice]>([:])
@@ -39,6 +41,14 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
             throw .memory(error)
         }
         swiotlb = IOTLBMem(ram: ram, config: config.swiotlb)
+        var restricted: [String: IOTLBMem] = [:]
+        for pool in config.restrictedPools {
+            guard let mem = IOTLBMem(restricted: pool.name, bytes: pool.bytes, ram: ram) else {
+                throw .device(pool.name, .noMemory)
+            }
+            restricted[pool.name] = mem
+        }
+        restrictedPools = restricted
         devicesDirectory = root.directory("devices")
         buildTree()
         for device in config.devices {
@@ -62,6 +72,7 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
         }
         var algorithm = config.dmapoolAlgorithm
         var bits = 32
+        var mem = swiotlb
         for (key, value) in parameters {
             switch key {
             case "dma_mask_bits":
@@ -70,12 +81,15 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
             case "dmapool_algorithm":
                 guard let chosen = DMAPoolAlgorithm(rawValue: value) else { throw .invalidArgument }
                 algorithm = chosen
+            case "swiotlb":
+                guard let pool = restrictedPools[value] else { throw .invalidArgument }
+                mem = pool
             default:
                 throw .invalidArgument
             }
         }
         let dma = Device(
-            name: name, machine: ram, swiotlb: swiotlb, dmaDebug: config.dmaDebug,
+            name: name, machine: ram, swiotlb: mem, dmaDebug: config.dmaDebug,
             dmaMask: dmaBitMask(bits), coherentDMAMask: dmaBitMask(bits))
         let emulated = EmulatedDevice(driver: driver, name: name, device: dma, algorithm: algorithm, debug: config.dmapoolDebug)
         try devices.withLock { (devices) throws(Errno) in
@@ -92,6 +106,19 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
         guard let emulated = devices.withLock({ $0.removeValue(forKey: name) }) else { throw .operationNotSupportedByDevice }
         if emulated.isBound { try? emulated.remove() }
         devicesDirectory.remove(name)
+    }
+
+    /// The debugfs counters of a software IO TLB (swiotlb_create_debugfs_files()).
+    static func addDebugfsFiles(_ mem: IOTLBMem, to directory: ControlDirectory) {
+        directory.add("io_tlb_nslabs", ControlAttribute(mode: 0o400, show: { "\(mem.nslabs)\n" }))
+        directory.add("io_tlb_used", ControlAttribute(mode: 0o400, show: { "\(mem.used)\n" }))
+        directory.add("io_tlb_used_hiwater", ControlAttribute(
+            mode: 0o600, show: { "\(mem.usedHiwater)\n" },
+            store: { text throws(Errno) in
+                let value = Int(try StoreParsing.number(text, max: UInt64(Int.max)))
+                do throws(SWIOTLBError) { try mem.setUsedHiwater(value) } catch { throw .invalidArgument }
+            }))
+        directory.add("io_tlb_transient_nslabs", ControlAttribute(mode: 0o400, show: { "\(mem.transientNslabs)\n" }))
     }
 
     private func buildTree() {
@@ -114,18 +141,9 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
         let benchmarkDevice = Device(name: "dma_map_benchmark", machine: ram, bus: "platform", swiotlb: swiotlb, dmaMask: .max, coherentDMAMask: .max)
         benchmarkDevice.driverName = "dma_map_benchmark"
         kernel.directory("debug").add("dma_map_benchmark", MapBenchmarkFile(device: benchmarkDevice).attribute)
-        if let swiotlb {
-            let debugfs = kernel.directory("debug").directory("swiotlb")
-            debugfs.add("io_tlb_nslabs", ControlAttribute(mode: 0o400, show: { "\(swiotlb.nslabs)\n" }))
-            debugfs.add("io_tlb_used", ControlAttribute(mode: 0o400, show: { "\(swiotlb.used)\n" }))
-            debugfs.add("io_tlb_used_hiwater", ControlAttribute(
-                mode: 0o600, show: { "\(swiotlb.usedHiwater)\n" },
-                store: { text throws(Errno) in
-                    let value = Int(try StoreParsing.number(text, max: UInt64(Int.max)))
-                    do throws(SWIOTLBError) { try swiotlb.setUsedHiwater(value) } catch { throw .invalidArgument }
-                }))
-            debugfs.add("io_tlb_transient_nslabs", ControlAttribute(mode: 0o400, show: { "\(swiotlb.transientNslabs)\n" }))
-        }
+        let swiotlbDirectory = kernel.directory("debug").directory("swiotlb")
+        if let swiotlb { Self.addDebugfsFiles(swiotlb, to: swiotlbDirectory) }
+        for pool in restrictedPools.values { Self.addDebugfsFiles(pool, to: swiotlbDirectory.directory(pool.name)) }
         root.add("metrics", ControlAttribute(show: { [self] in metricsText() }))
         root.add("kmsg", ControlAttribute(show: { [ram] in ram.log.messages.map { $0.dmesgLine + "\n" }.joined() }))
     }

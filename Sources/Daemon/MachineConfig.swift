@@ -23,6 +23,14 @@ public struct MachineConfig: Sendable {
     public var dmaDebug = false
     public var devices: [DeviceConfig] = []
 
+    /// A restricted-dma-pool region: its own bounce buffer, for the devices bound to it.
+    public struct RestrictedPool: Sendable, Equatable {
+        public var name: String
+        public var bytes: Int
+    }
+
+    public var restrictedPools: [RestrictedPool] = []
+
     /// An empty machine with the kernel's defaults; `defaultMachine()` is the shipped one.
     public init() {}
 }

@@ -61,3 +61,33 @@ import Testing
         }
     }
 }
+
+@Suite struct RestrictedPoolConfigTests {
+    @Test func aDeviceBoundToARestrictedPool() throws {
+        var config = try MachineConfig(toml: """
+            [machine]
+            ram = "1G"
+            [swiotlb]
+            size = "1M"
+            [[restricted_pool]]
+            name = "restricted-dma@0"
+            size = "512K"
+            [[device]]
+            driver = "generic"
+            name = "fw0"
+            swiotlb = "restricted-dma@0"
+            """, file: "r.toml")
+        config.swiotlb.nareas = 2
+        let machine = try Machine(config)
+        let debugfs = "kernel/debug/swiotlb/restricted-dma@0"
+        #expect(try machine.read("\(debugfs)/io_tlb_nslabs") == "256\n")
+        // Its coherent memory comes from the restricted pool: a 4 KiB pool page is 2 slots.
+        try machine.write("devices/fw0/create_pool", "p 64")
+        try machine.write("devices/fw0/dma_pools/p/alloc", "1")
+        #expect(try machine.read("\(debugfs)/io_tlb_used") == "2\n")
+        #expect(try machine.read("kernel/debug/swiotlb/io_tlb_used") == "0\n")
+        #expect(throws: ConfigError.self) {
+            try MachineConfig(toml: "[[device]]\ndriver = \"generic\"\nname = \"x\"\nswiotlb = \"nope\"\n", file: "r.toml")
+        }
+    }
+}
