@@ -33,12 +33,14 @@ install: deps
 	$(SWIFT) build -c release --product dmaemud
 	install -D -m 0755 .build/release/dmaemud $(DESTDIR)$(PREFIX)/bin/dmaemud
 	install -D -m 0644 systemd/dmaemu.service $(DESTDIR)/etc/systemd/system/dmaemu.service
+	[ -e $(DESTDIR)/etc/dmaemu/dmaemu.toml ] || install -D -m 0644 Config/dmaemu.toml $(DESTDIR)/etc/dmaemu/dmaemu.toml
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/dmaemu/README.md
 	-systemctl daemon-reload 2>/dev/null
 
 uninstall:
 	-systemctl disable --now dmaemu.service 2>/dev/null
 	rm -f $(DESTDIR)$(PREFIX)/bin/dmaemud $(DESTDIR)/etc/systemd/system/dmaemu.service
+	@echo "kept /etc/dmaemu/dmaemu.toml (remove it by hand if you no longer want it)"
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/dmaemu
 	-systemctl daemon-reload 2>/dev/null
 
