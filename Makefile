@@ -47,6 +47,7 @@ uninstall:
 # The benchmarks, with the C limits of $(SHARED)/bench measured in the same run.
 bench: deps
 	$(SWIFT) build -c release --product dmaemu-bench
+	$(SWIFT) build -c release --product dmaemud
 	mkdir -p $(BENCH_OUT)
 	cc -O2 -o $(BENCH_OUT)/pool_limit $(SHARED)/bench/pool_limit.c
 	.build/release/dmaemu-bench mpt3sas --limit $(BENCH_OUT)/pool_limit | tee $(BENCH_OUT)/mpt3sas.txt
@@ -55,6 +56,7 @@ bench: deps
 	for g in 1 16; do .build/release/dmaemu-bench map -t 1 -s 5 -d 1 -g $$g --limit $(BENCH_OUT)/memcpy_limit; done | tee $(BENCH_OUT)/map.txt
 	for flags in "" --no-debugfs; do for t in 1 2; do \
 	  .build/release/dmaemu-bench map -t $$t -s 5 -d 1 --json $$flags; done; done | tee $(BENCH_OUT)/map-threads.jsonl
+	SHARED=$(SHARED) BENCH_OUT=$(BENCH_OUT) scripts/bench-fuse.sh
 
 clean:
 	rm -rf .build $(BENCH_OUT)

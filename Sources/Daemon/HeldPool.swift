@@ -22,18 +22,21 @@ final class HeldPool: Sendable {
 
     var held: Int { blocks.withLock { $0.count } }
 
-    /// `alloc` N: all of them or none (ENOMEM, and the ones taken go back).
+    /// `alloc` N: all of them or none (ENOMEM, and the ones taken go back). The blocks go
+    /// straight onto the held list, under its lock (the pool's own lock nests inside).
     func alloc(_ count: Int) throws(Errno) {
-        var taken: [HeldBlock] = []
-        taken.reserveCapacity(count)
-        for _ in 0..<count {
-            guard let block = pool.alloc() else {
-                for block in taken.reversed() { pool.free(block.cpu, dma: block.dma) }
-                throw .noMemory
+        try blocks.withLock { (blocks) throws(Errno) in
+            let start = blocks.count
+            blocks.reserveCapacity(start + count)
+            for _ in 0..<count {
+                guard let block = pool.alloc() else {
+                    for block in blocks[start...].reversed() { pool.free(block.cpu, dma: block.dma) }
+                    blocks.removeSubrange(start...)
+                    throw .noMemory
+                }
+                blocks.append(HeldBlock(cpu: block.cpu, dma: block.dma))
             }
-            taken.append(HeldBlock(cpu: block.cpu, dma: block.dma))
         }
-        blocks.withLock { $0.append(contentsOf: taken) }
     }
 
     /// `free` N or all, oldest (allocation order, as a driver tears down) or newest first.

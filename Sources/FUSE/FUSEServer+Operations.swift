@@ -112,7 +112,9 @@ extension FUSEServer {
                 }
             }
             fi.pointee.fh = server.handles.open(.file(attribute, snapshot: snapshot))
-            fi.pointee.direct_io = 1
+            // Reads must bypass the page cache to see each open's snapshot; a write-only
+            // open need not, and without direct_io the kernel keeps the cached attributes.
+            fi.pointee.direct_io = reading ? 1 : 0
             fuse_reply_open(req, fi)
         }
         ops.read = { req, _, size, offset, fi in
