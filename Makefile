@@ -8,7 +8,7 @@ BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local
 MOUNTPOINT ?= /mnt
 
-.PHONY: deps build test run bench clean install uninstall
+.PHONY: deps build test run bench clean install uninstall default-config
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -16,6 +16,11 @@ deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+# Config/dmaemu.toml compiled in (ConfigFileTests fails when the two differ).
+default-config:
+	{ printf '// Config/dmaemu.toml, compiled in: the machine dmaemud runs with no --config. A test keeps\n// the two identical; `make default-config` rewrites this file.\nlet defaultConfigText = #"""\n'; \
+	  cat Config/dmaemu.toml; printf '"""#\n'; } > Sources/Daemon/DefaultConfig.swift
 
 build:
 	$(SWIFT) build

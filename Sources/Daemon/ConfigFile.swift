@@ -2,6 +2,7 @@
 // an unknown key, a wrong type or a bad value is an error naming the key and its line.
 import DMAPool
 import SWIOTLB
+import SystemPackage
 import TOMLKit
 
 public struct ConfigError: Error, Equatable, CustomStringConvertible {
@@ -103,12 +104,14 @@ extension MachineConfig {
 
     private func readDevice(_ table: TOMLTable, _ index: Int, _ reader: ConfigReader) throws(ConfigError) -> DeviceConfig {
         let section = "device#\(index)"
-        try reader.onlyKeys(table, ["driver", "name", "dma_mask_bits", "dmapool_algorithm", "swiotlb"], section: section)
-        guard let driver = try reader.string(table, "driver", section: section) else {
+        let driverName = try reader.string(table, "driver", section: section)
+        let driverParameters = driverName.flatMap(Drivers.make)?.parameters.map(\.name) ?? []
+        try reader.onlyKeys(table, ["driver", "name", "dma_mask_bits", "dmapool_algorithm", "swiotlb"] + driverParameters, section: section)
+        guard let driver = driverName else {
             throw reader.error("device.driver", section, "is required")
         }
-        guard EmulatedDevice.drivers.contains(driver) else {
-            throw reader.error("device.driver", section, "unknown driver '\(driver)' (known: \(EmulatedDevice.drivers.joined(separator: ", ")))")
+        guard Drivers.names.contains(driver) else {
+            throw reader.error("device.driver", section, "unknown driver '\(driver)' (known: \(Drivers.names.joined(separator: ", ")))")
         }
         guard let name = try reader.string(table, "name", section: section), !name.isEmpty, !name.contains("/") else {
             throw reader.error("device.name", section, "is required, without '/'")
@@ -120,6 +123,16 @@ extension MachineConfig {
                 throw reader.error("device.dmapool_algorithm", section, "must be stack, rbtree or legacy")
             }
             parameters["dmapool_algorithm"] = algorithm
+        }
+        if let probe = Drivers.make(driver) {
+            for key in driverParameters {
+                guard let value = table[key] else { continue }
+                let text = value.int.map(String.init) ?? value.bool.map { $0 ? "1" : "0" } ?? value.string ?? ""
+                do throws(Errno) { try probe.setParameter(key, text) } catch {
+                    throw reader.error("device.\(key)", section, "bad value for \(driver)")
+                }
+                parameters[key] = text
+            }
         }
         if let pool = try reader.string(table, "swiotlb", section: section) {
             guard restrictedPools.contains(where: { $0.name == pool }) else {

@@ -1,5 +1,5 @@
 // Config/dmaemu.toml, compiled in: the machine dmaemud runs with no --config. A test keeps
-// the two identical.
+// the two identical; `make default-config` rewrites this file.
 let defaultConfigText = #"""
 # dmaemu's default machine: what `dmaemud` runs with no --config. Sizes take K, M, G.
 
@@ -28,4 +28,11 @@ debug = false              # dma-debug: track every mapping, report misuse
 driver = "generic"
 name = "0000:00:04.0"
 dma_mask_bits = 64
+
+[[device]]                 # the seed's HBA: probe is its 373959-allocation modprobe
+driver = "mpt3sas"
+name = "0000:85:00.0"
+dma_mask_bits = 64
+# hba_queue_depth = 10368  # and max_sgl_entries, reply_queue_count, rdpq, chain_segment_size,
+# reply_post_free = "per_queue"  # or "chunks" (the current driver)
 """#

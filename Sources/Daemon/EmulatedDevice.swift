@@ -12,6 +12,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
     public let name: String
     public let driver: String
     public let device: Device
+    let driverInstance: any Driver
     public let directory = ControlDirectory()
     private let poolsDirectory: ControlDirectory
 
@@ -26,11 +27,10 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
 
     private let state: Mutex<State>
 
-    static let drivers = ["generic"]
-
-    init(driver: String, name: String, device: Device, algorithm: DMAPoolAlgorithm, debug: Bool) {
+    init(driver: any Driver, name: String, device: Device, algorithm: DMAPoolAlgorithm, debug: Bool) {
         self.name = name
-        self.driver = driver
+        self.driver = type(of: driver).name
+        self.driverInstance = driver
         self.device = device
         state = Mutex(State(algorithm: algorithm, debug: debug))
         poolsDirectory = directory.directory("dma_pools")
@@ -41,14 +41,24 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
 
     // MARK: - Binding
 
-    /// modprobe: bind the driver. EBUSY when bound already.
+    /// modprobe: bind the driver and let it allocate what it needs; a failed probe gives
+    /// everything back and leaves the device unbound. EBUSY when bound already.
     public func probe() throws(Errno) {
         let start = ContinuousClock.now
-        try state.withLock { (state) throws(Errno) in
+        let (algorithm, debug) = try state.withLock { (state) throws(Errno) in
             guard !state.bound else { throw .resourceBusy }
             state.bound = true
+            return (state.algorithm, state.debug)
         }
         device.driverName = driver
+        let context = ProbeContext(device: device, algorithm: algorithm, debug: debug) { [self] pool in add(pool) }
+        do throws(Errno) {
+            try driverInstance.probe(context)
+        } catch {
+            device.err("probe failed: \(error)")
+            try? remove()
+            throw error
+        }
         let micros = Self.microseconds(since: start)
         state.withLock { $0.probeMicroseconds = micros }
         device.printk(.info, "probe took \(micros) us")
@@ -73,6 +83,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
             poolsDirectory.remove(directoryName(ofPool: held.pool.name))
         }
         refreshPoolsFile()
+        driverInstance.remove(device)
         device.checkPendingDMA()
         let micros = Self.microseconds(since: start)
         device.printk(.info, "remove took \(micros) us")
@@ -109,12 +120,14 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
     }
 
     /// A pool made by a driver or by create_pool: held, listed under dma_pools/.
-    func add(_ pool: DMAPool) {
+    @discardableResult
+    func add(_ pool: DMAPool) -> HeldPool {
         let held = HeldPool(pool)
         let key = directoryName(ofPool: pool.name)
         state.withLock { $0.pools[key] = held }
         poolsDirectory.add(key, poolDirectory(held))
         refreshPoolsFile()
+        return held
     }
 
     /// destroy_pool "<name>": its held blocks are freed first, so the destroy is clean.
@@ -202,7 +215,15 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
                 device.dmaMask = dmaBitMask(bits)
                 device.coherentDMAMask = dmaBitMask(bits)
             }))
-        directory.directory("params")
+        let params = directory.directory("params")
+        for (parameter, _) in driverInstance.parameters {
+            params.add(parameter, ControlAttribute(
+                show: { [self] in (driverInstance.parameters.first { $0.name == parameter }?.value ?? "") + "\n" },
+                store: { [self] text throws(Errno) in
+                    guard !isBound else { throw .resourceBusy }
+                    try driverInstance.setParameter(parameter, text)
+                }))
+        }
         directory.add("stats", ControlAttribute(show: { [self] in
             let (probe, remove) = state.withLock { ($0.probeMicroseconds, $0.removeMicroseconds) }
             return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n"

@@ -24,12 +24,12 @@ final class HeldPool: Sendable {
 
     /// `alloc` N: all of them or none (ENOMEM, and the ones taken go back). The blocks go
     /// straight onto the held list, under its lock (the pool's own lock nests inside).
-    func alloc(_ count: Int) throws(Errno) {
+    func alloc(_ count: Int, zero: Bool = false) throws(Errno) {
         try blocks.withLock { (blocks) throws(Errno) in
             let start = blocks.count
             blocks.reserveCapacity(start + count)
             for _ in 0..<count {
-                guard let block = pool.alloc() else {
+                guard let block = zero ? pool.zalloc() : pool.alloc() else {
                     for block in blocks[start...].reversed() { pool.free(block.cpu, dma: block.dma) }
                     blocks.removeSubrange(start...)
                     throw .noMemory

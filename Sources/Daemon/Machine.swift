@@ -67,7 +67,7 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
 
     /// control/add_device "<driver> <name> [key=value ...]": the device is made and probed.
     public func addDevice(driver: String, name: String, parameters: [String: String] = [:]) throws(Errno) {
-        guard EmulatedDevice.drivers.contains(driver), !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+        guard let driverInstance = Drivers.make(driver), !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
             throw .invalidArgument
         }
         var algorithm = config.dmapoolAlgorithm
@@ -85,19 +85,24 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
                 guard let pool = restrictedPools[value] else { throw .invalidArgument }
                 mem = pool
             default:
-                throw .invalidArgument
+                try driverInstance.setParameter(key, value)
             }
         }
         let dma = Device(
             name: name, machine: ram, swiotlb: mem, dmaDebug: config.dmaDebug,
             dmaMask: dmaBitMask(bits), coherentDMAMask: dmaBitMask(bits))
-        let emulated = EmulatedDevice(driver: driver, name: name, device: dma, algorithm: algorithm, debug: config.dmapoolDebug)
+        let emulated = EmulatedDevice(driver: driverInstance, name: name, device: dma, algorithm: algorithm, debug: config.dmapoolDebug)
         try devices.withLock { (devices) throws(Errno) in
             guard devices[name] == nil else { throw .fileExists }
             guard devices.count < Self.maxDevices else { throw .noMemory }
             devices[name] = emulated
         }
-        try emulated.probe()
+        do throws(Errno) {
+            try emulated.probe()
+        } catch {
+            devices.withLock { _ = $0.removeValue(forKey: name) }
+            throw error
+        }
         devicesDirectory.add(name, emulated.directory)
     }
 

@@ -12,7 +12,10 @@ import Testing
         #expect(parsed.ramBytes == 8 << 30 && builtIn.ramBytes == 8 << 30)
         #expect(parsed.swiotlb == builtIn.swiotlb && parsed.swiotlb.nslabs == 32768)
         #expect(parsed.devices == builtIn.devices)
-        #expect(parsed.devices == [MachineConfig.DeviceConfig(driver: "generic", name: "0000:00:04.0", parameters: ["dma_mask_bits": "64"])])
+        #expect(parsed.devices == [
+            MachineConfig.DeviceConfig(driver: "generic", name: "0000:00:04.0", parameters: ["dma_mask_bits": "64"]),
+            MachineConfig.DeviceConfig(driver: "mpt3sas", name: "0000:85:00.0", parameters: ["dma_mask_bits": "64"]),
+        ])
     }
 
     @Test func valuesAreRead() throws {
@@ -47,7 +50,7 @@ import Testing
         ("[swiotlb]\nareas = 0\n", "t.toml:2: swiotlb.areas: must be 1...1024"),
         ("[swiotlb]\nkernel_parameter = \"x,y\"\n", "t.toml:2: swiotlb.kernel_parameter: bad swiotlb= value 'x,y'"),
         ("[[device]]\ndriver = \"generic\"\n[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:1: device.name: is required, without '/'"),
-        ("[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:2: device.driver: unknown driver 'floppy' (known: generic)"),
+        ("[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:2: device.driver: unknown driver 'floppy' (known: generic, mpt3sas)"),
         ("[[device]]\ndriver = \"generic\"\nname = \"x\"\ndma_mask_bits = 8\n", "t.toml:4: device.dma_mask_bits: must be 20...64"),
         ("speed = 3\n", "t.toml:1: speed: unknown key"),
         ("[machine\n", "t.toml:1: "),

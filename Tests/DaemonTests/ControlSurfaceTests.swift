@@ -10,6 +10,7 @@ func smallMachine(ram: UInt64 = 1 << 30) throws -> Machine {
     config.ramBytes = ram
     config.swiotlb.nslabs = 512
     config.swiotlb.nareas = 2
+    config.devices = config.devices.filter { $0.driver == "generic" }
     return try Machine(config)
 }
 

@@ -41,12 +41,16 @@ struct DaemonEndToEndTests {
         let received = recv(fd, &buffer, buffer.count, 0)
         #expect(received > 0)
         let message = String(decoding: buffer[..<max(received, 0)], as: UTF8.self)
-        #expect(message.hasPrefix("READY=1\nSTATUS=serving 1 devices at \(mountpoint)"))
+        #expect(message.hasPrefix("READY=1\nSTATUS=serving 2 devices at \(mountpoint)"))
 
         let pools = mountpoint + "/devices/0000:00:04.0"
         try "chain 128 16\n".write(toFile: pools + "/create_pool", atomically: false, encoding: .utf8)
         try "373959\n".write(toFile: pools + "/dma_pools/chain/alloc", atomically: false, encoding: .utf8)
         #expect(try String(contentsOfFile: pools + "/pools", encoding: .utf8) == "poolinfo - 0.1\nchain            373959 373984  128 11687\n")
+
+        // The shipped HBA was probed at start, as the current kernel lays it out.
+        let hba = try String(contentsOfFile: mountpoint + "/devices/0000:85:00.0/pools", encoding: .utf8)
+        #expect(hba.contains("\nchain pool       373959 373984  128 11687\n"))
 
         daemon.terminate()  // SIGTERM
         daemon.waitUntilExit()

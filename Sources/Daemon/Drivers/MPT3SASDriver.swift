@@ -1,0 +1,137 @@
+// An mpt3sas-class SAS HBA's probe (_base_allocate_memory_pools()): the pools in the
+// driver's order, with its names, sizes, alignments and allocation counts derived from the
+// parameters as the driver derives them. With the defaults (a SAS 9300-8i,
+// max_sgl_entries=256) the legacy pool prints the seed's six `pools` lines:
+//   scsiio_depth = 10368 - 128 (hi-priority) - 133 (internal) = 10107
+//   reply_free_queue_depth = 10368 + 64 = 10432; reply_post_queue_depth = 20801 -> 20816
+//   chains per I/O = (256 - 1 SGE in the main frame) / 7 SGEs per 128-byte chain + 1 = 37
+// Remove frees the chain buffers one by one in allocation order, then destroys the pools.
+import DMA
+import Synchronization
+import SystemPackage
+
+final class MPT3SASDriver: Driver {
+    static let name = "mpt3sas"
+
+    struct Parameters {
+        var hbaQueueDepth = 10368
+        var maxSGLEntries = 256
+        var replyQueueCount = 12
+        var rdpq = true
+        var chainSegmentSize = 128
+        /// The seed's 2018 driver allocated one reply_post_free block per queue; the
+        /// current driver allocates chunks of up to 16 queues.
+        var replyPostFreePerQueue = true
+    }
+
+    /// From the IOC facts of the seed's HBA.
+    static let highPriorityCredit = 128
+    static let replyFrameSize = 128
+    static let requestFrameSize = 128
+    static let senseBufferSize = 96
+    static let sgeSize = 16
+    static let maxChainDepth = 128
+
+    private let state = Mutex(Parameters())
+    /// Coherent buffers outside pools: the request frames and the config page.
+    private let frames = Mutex<[CoherentBuffer]>([])
+
+    var parameters: [(name: String, value: String)] {
+        let p = state.withLock { $0 }
+        return [
+            ("hba_queue_depth", String(p.hbaQueueDepth)), ("max_sgl_entries", String(p.maxSGLEntries)),
+            ("reply_queue_count", String(p.replyQueueCount)), ("rdpq", p.rdpq ? "1" : "0"),
+            ("chain_segment_size", String(p.chainSegmentSize)),
+            ("reply_post_free", p.replyPostFreePerQueue ? "per_queue" : "chunks"),
+        ]
+    }
+
+    func setParameter(_ name: String, _ value: String) throws(Errno) {
+        func number(_ range: ClosedRange<Int>) throws(Errno) -> Int {
+            let parsed = Int(try StoreParsing.number(value, max: UInt64(range.upperBound)))
+            guard range.contains(parsed) else { throw .invalidArgument }
+            return parsed
+        }
+        switch name {
+        case "hba_queue_depth":
+            let depth = try number(512...65535)
+            state.withLock { $0.hbaQueueDepth = depth }
+        case "max_sgl_entries":
+            let entries = try number(16...2048)
+            state.withLock { $0.maxSGLEntries = entries }
+        case "reply_queue_count":
+            let queues = try number(1...128)
+            state.withLock { $0.replyQueueCount = queues }
+        case "rdpq":
+            let on = try number(0...1)
+            state.withLock { $0.rdpq = on == 1 }
+        case "chain_segment_size":
+            let size = try number(32...4096)
+            guard size % Self.sgeSize == 0 else { throw .invalidArgument }
+            state.withLock { $0.chainSegmentSize = size }
+        case "reply_post_free":
+            guard value == "per_queue" || value == "chunks" else { throw .invalidArgument }
+            state.withLock { $0.replyPostFreePerQueue = value == "per_queue" }
+        default:
+            throw .invalidArgument
+        }
+    }
+
+    /// The derived sizes, as the driver computes them.
+    struct Sizes {
+        let scsiioDepth, replyFreeQueueDepth, replyPostQueueDepth, chainsPerIO: Int
+    }
+
+    static func sizes(_ p: Parameters) -> Sizes {
+        let internalDepth = highPriorityCredit + 5
+        let scsiioDepth = p.hbaQueueDepth - highPriorityCredit - internalDepth
+        let replyFree = p.hbaQueueDepth + 64
+        let replyPost = (p.hbaQueueDepth + replyFree + 1 + 15) / 16 * 16
+        let sgesPerChain = (p.chainSegmentSize - sgeSize) / sgeSize
+        let chains = min((p.maxSGLEntries - 1) / sgesPerChain + 1, maxChainDepth)
+        return Sizes(scsiioDepth: scsiioDepth, replyFreeQueueDepth: replyFree, replyPostQueueDepth: replyPost, chainsPerIO: chains)
+    }
+
+    func probe(_ context: ProbeContext) throws(Errno) {
+        let p = state.withLock { $0 }
+        let sizes = Self.sizes(p)
+        // The masks stay as dma_mask_bits set them: the emulated bus decides what the
+        // HBA reaches, so a 32-bit setting makes data above 4 GiB bounce.
+        let device = context.device
+        let perQueue = sizes.replyPostQueueDepth * 8
+        if p.replyPostFreePerQueue || !p.rdpq {
+            let count = p.rdpq ? p.replyQueueCount : 1
+            let size = p.rdpq ? perQueue : perQueue * p.replyQueueCount
+            try context.createPool("reply_post_free pool", size: size, align: 16).alloc(count, zero: true)
+        } else {
+            let queuesPerChunk = min(p.replyQueueCount, 16)
+            let chunks = (p.replyQueueCount + 15) / 16
+            try context.createPool("reply_post_free pool", size: perQueue * queuesPerChunk, align: 16).alloc(chunks, zero: true)
+        }
+        try context.createPool("chain pool", size: p.chainSegmentSize, align: 16).alloc(sizes.scsiioDepth * sizes.chainsPerIO)
+        try context.createPool("sense pool", size: sizes.scsiioDepth * Self.senseBufferSize, align: 4).alloc(1)
+        try context.createPool("reply pool", size: sizes.replyFreeQueueDepth * Self.replyFrameSize, align: 4).alloc(1)
+        try context.createPool("reply_free pool", size: sizes.replyFreeQueueDepth * 4, align: 16).alloc(1)
+        if p.rdpq {
+            try context.createPool("reply_post_free_array pool", size: p.replyQueueCount * 16, align: 16).alloc(1)
+        }
+        // Request frames and the config page come from plain dma_alloc_coherent().
+        for size in [p.hbaQueueDepth * Self.requestFrameSize, 512] {
+            guard let (cpu, dma) = device.allocCoherent(size: size) else { throw .noMemory }
+            frames.withLock { $0.append(CoherentBuffer(cpu: cpu, dma: dma, size: size)) }
+        }
+    }
+
+    func remove(_ device: Device) {
+        for frame in frames.withLock({ buffers in defer { buffers = [] }; return buffers }) {
+            device.freeCoherent(size: frame.size, cpu: frame.cpu, dma: frame.dma)
+        }
+    }
+}
+
+/// A dma_alloc_coherent() buffer a driver holds.
+struct CoherentBuffer: @unchecked Sendable {  // the pointer names emulated RAM
+    let cpu: UnsafeMutableRawPointer
+    let dma: DMAAddr
+    let size: Int
+}
