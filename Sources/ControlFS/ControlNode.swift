@@ -124,3 +124,28 @@ public final class ControlAttribute: ControlNode {
         try store(text)
     }
 }
+
+/// A file with a size and random access, as a block device node is: reads and writes go
+/// to `read`/`write` at their offset and length, no snapshot, no whole-write parsing.
+public final class ControlBlockFile: ControlNode {
+    public typealias Size = @Sendable () -> Int
+    /// Reads up to `buffer.count` bytes at `offset`; returns how many (0 at the end).
+    public typealias Read = @Sendable (_ buffer: UnsafeMutableRawBufferPointer, _ offset: Int) throws(Errno) -> Int
+    /// Writes `buffer` at `offset`; returns how many bytes were taken.
+    public typealias Write = @Sendable (_ buffer: UnsafeRawBufferPointer, _ offset: Int) throws(Errno) -> Int
+    public typealias Flush = @Sendable () throws(Errno) -> Void
+
+    public let mode: UInt16
+    public let size: Size
+    public let read: Read
+    public let write: Write
+    public let flush: Flush
+
+    public init(mode: UInt16 = 0o600, size: @escaping Size, read: @escaping Read, write: @escaping Write, flush: @escaping Flush) {
+        self.mode = mode
+        self.size = size
+        self.read = read
+        self.write = write
+        self.flush = flush
+    }
+}

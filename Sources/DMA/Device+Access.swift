@@ -24,6 +24,13 @@ extension Device {
         machine.virt(dma).copyMemory(from: base, byteCount: buffer.count)
     }
 
+    /// The emulated controller's view of [dma, dma + size) for a transfer of its own (to
+    /// or from a disk): checked as deviceRead/deviceWrite check, then handed out.
+    public func deviceMemory(_ dma: DMAAddr, size: Int, write: Bool) throws(DeviceAccessError) -> UnsafeMutableRawPointer {
+        try checkAccess(dma, size, write: write)
+        return machine.virt(dma)
+    }
+
     private func checkAccess(_ dma: DMAAddr, _ size: Int, write: Bool) throws(DeviceAccessError) {
         var allowed = size >= 0 && dma < machine.size && UInt64(size) <= machine.size - dma && dmaCapable(dma, size)
         if allowed, let debug {

@@ -82,6 +82,16 @@ extension Device {
         }
     }
 
+    /// The corresponding kernel function is `dma_max_mapping_size()`: swiotlb's limit when
+    /// the device's maps may bounce (its mask does not reach the top of RAM, or bouncing
+    /// is forced), otherwise no limit. Block drivers cap their transfers with it.
+    public var maxMappingSize: Int {
+        let addressingLimited = dmaMask < machine.size - 1
+        return withSWIOTLB { _, mem in
+            mem.forceBounce || addressingLimited ? IOTLB.maxMappingSize(minAlignMask: minAlignMask) : Int.max
+        } ?? Int.max
+    }
+
     /// Whether a map of this buffer would bounce (for the benchmark's report).
     public func wouldBounce(_ phys: PhysAddr, size: Int) -> Bool {
         withSWIOTLB { _, mem in mem.forceBounce || !dmaCapable(phys, size) } ?? false

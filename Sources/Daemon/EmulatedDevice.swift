@@ -18,6 +18,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
 
     struct State {
         var bound = false
+        var removing = false
         var algorithm: DMAPoolAlgorithm
         var debug: Bool
         var pools: [String: HeldPool] = [:]
@@ -51,7 +52,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
             return (state.algorithm, state.debug)
         }
         device.driverName = driver
-        let context = ProbeContext(device: device, algorithm: algorithm, debug: debug) { [self] pool in add(pool) }
+        let context = ProbeContext(device: device, algorithm: algorithm, debug: debug) { [self] pool in add(pool, ownedByDriver: true) }
         do throws(Errno) {
             try driverInstance.probe(context)
         } catch {
@@ -68,8 +69,12 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
     /// still mapped (dma-debug), unbind. ENODEV when not bound.
     public func remove() throws(Errno) {
         let start = ContinuousClock.now
-        let pools = try state.withLock { (state) throws(Errno) -> [HeldPool] in
-            guard state.bound else { throw .operationNotSupportedByDevice }
+        try state.withLock { (state) throws(Errno) in
+            guard state.bound, !state.removing else { throw .operationNotSupportedByDevice }
+            state.removing = true
+        }
+        driverInstance.stop()
+        let pools = state.withLock { (state) -> [HeldPool] in
             defer { state.pools = [:] }
             return Array(state.pools.values)
         }
@@ -78,7 +83,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         for held in pools.sorted(by: {
             (order.firstIndex(of: ObjectIdentifier($0.pool)) ?? 0) < (order.firstIndex(of: ObjectIdentifier($1.pool)) ?? 0)
         }) {
-            try? held.free(Int?.none, newestFirst: false)
+            held.releaseAll()
             held.pool.destroy()
             poolsDirectory.remove(directoryName(ofPool: held.pool.name))
         }
@@ -90,6 +95,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         device.driverName = nil
         state.withLock {
             $0.bound = false
+            $0.removing = false
             $0.removeMicroseconds = micros
         }
     }
@@ -121,8 +127,8 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
 
     /// A pool made by a driver or by create_pool: held, listed under dma_pools/.
     @discardableResult
-    func add(_ pool: DMAPool) -> HeldPool {
-        let held = HeldPool(pool)
+    func add(_ pool: DMAPool, ownedByDriver: Bool = false) -> HeldPool {
+        let held = HeldPool(pool, ownedByDriver: ownedByDriver)
         let key = directoryName(ofPool: pool.name)
         state.withLock { $0.pools[key] = held }
         poolsDirectory.add(key, poolDirectory(held))
@@ -131,13 +137,16 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
     }
 
     /// destroy_pool "<name>": its held blocks are freed first, so the destroy is clean.
+    /// A driver's pool is the driver's until remove: EBUSY.
     func destroyPool(_ text: String) throws(Errno) {
         let key = directoryName(ofPool: text)
         let held = try state.withLock { (state) throws(Errno) -> HeldPool in
-            guard let held = state.pools.removeValue(forKey: key) else { throw .noSuchFileOrDirectory }
+            guard let held = state.pools[key] else { throw .noSuchFileOrDirectory }
+            guard !held.ownedByDriver else { throw .resourceBusy }
+            state.pools[key] = nil
             return held
         }
-        try? held.free(Int?.none, newestFirst: false)
+        held.releaseAll()
         held.pool.destroy()
         poolsDirectory.remove(key)
         refreshPoolsFile()
@@ -224,12 +233,37 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
                     try driverInstance.setParameter(parameter, text)
                 }))
         }
+        let blockDriver = driverInstance as? any BlockDriver
         directory.add("stats", ControlAttribute(show: { [self] in
             let (probe, remove) = state.withLock { ($0.probeMicroseconds, $0.removeMicroseconds) }
-            return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n"
+            return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n" + (blockDriver?.queue?.stats.text ?? "")
         }))
+        if let blockDriver { addBlockFiles(blockDriver) }
         directory.add("create_pool", ControlAttribute(store: { [self] text throws(Errno) in try createPool(text) }))
         directory.add("destroy_pool", ControlAttribute(store: { [self] text throws(Errno) in try destroyPool(text) }))
+    }
+
+    /// `io` and `disk` for a driver with a disk; both are ENODEV while unbound.
+    private func addBlockFiles(_ driver: any BlockDriver) {
+        directory.add("io", ControlAttribute(store: { text throws(Errno) in
+            let job = try IOJob(parsing: text)
+            guard let queue = driver.queue else { throw .operationNotSupportedByDevice }
+            try job.run(on: queue)
+        }))
+        directory.add("disk", ControlBlockFile(
+            size: { driver.queue?.capacity ?? 0 },
+            read: { buffer, offset throws(Errno) in
+                guard let queue = driver.queue else { throw .operationNotSupportedByDevice }
+                return try queue.read(into: buffer, at: offset)
+            },
+            write: { buffer, offset throws(Errno) in
+                guard let queue = driver.queue else { throw .operationNotSupportedByDevice }
+                return try queue.write(from: buffer, at: offset)
+            },
+            flush: {  () throws(Errno) in
+                guard let queue = driver.queue else { throw .operationNotSupportedByDevice }
+                try queue.store.flush()
+            }))
     }
 
     static func microseconds(since start: ContinuousClock.Instant) -> Int {

@@ -1,5 +1,6 @@
-// A DMA pool as the control surface holds it: the pool and the blocks allocated through
-// `alloc` and not yet given back through `free`, oldest first.
+// A DMA pool as the control surface holds it: the pool and its allocated blocks, oldest
+// first. Blocks a driver took at probe come first and are the driver's: `free` cannot reach
+// them, and a driver's pool cannot be destroyed by hand; remove gives them all back.
 import DMA
 import DMAPool
 import Synchronization
@@ -13,45 +14,75 @@ struct HeldBlock: @unchecked Sendable {
 
 final class HeldPool: Sendable {
     let pool: DMAPool
-    private let blocks = Mutex<[HeldBlock]>([])
+    /// Made by a driver's probe (not by create_pool).
+    let ownedByDriver: Bool
+    private struct Blocks {
+        var list: [HeldBlock] = []
+        /// list[..<pinned] belong to the driver.
+        var pinned = 0
+    }
+    private let blocks = Mutex(Blocks())
 
     /// The most blocks one write may ask for.
     static let maxCount: UInt64 = 100_000_000
 
-    init(_ pool: DMAPool) { self.pool = pool }
+    init(_ pool: DMAPool, ownedByDriver: Bool = false) {
+        self.pool = pool
+        self.ownedByDriver = ownedByDriver
+    }
 
-    var held: Int { blocks.withLock { $0.count } }
+    var held: Int { blocks.withLock { $0.list.count } }
 
     /// `alloc` N: all of them or none (ENOMEM, and the ones taken go back). The blocks go
     /// straight onto the held list, under its lock (the pool's own lock nests inside).
     func alloc(_ count: Int, zero: Bool = false) throws(Errno) {
         try blocks.withLock { (blocks) throws(Errno) in
-            let start = blocks.count
-            blocks.reserveCapacity(start + count)
+            let start = blocks.list.count
+            blocks.list.reserveCapacity(start + count)
             for _ in 0..<count {
                 guard let block = zero ? pool.zalloc() : pool.alloc() else {
-                    for block in blocks[start...].reversed() { pool.free(block.cpu, dma: block.dma) }
-                    blocks.removeSubrange(start...)
+                    for block in blocks.list[start...].reversed() { pool.free(block.cpu, dma: block.dma) }
+                    blocks.list.removeSubrange(start...)
                     throw .noMemory
                 }
-                blocks.append(HeldBlock(cpu: block.cpu, dma: block.dma))
+                blocks.list.append(HeldBlock(cpu: block.cpu, dma: block.dma))
             }
         }
     }
 
-    /// `free` N or all, oldest (allocation order, as a driver tears down) or newest first.
+    /// A driver's allocations at probe: held like `alloc`'s, pinned, and returned.
+    func allocForDriver(_ count: Int, zero: Bool = false) throws(Errno) -> ArraySlice<HeldBlock> {
+        try alloc(count, zero: zero)
+        return blocks.withLock { blocks in
+            defer { blocks.pinned = blocks.list.count }
+            return blocks.list[blocks.pinned...]
+        }
+    }
+
+    /// `free` N or all of the blocks `alloc` took, oldest (allocation order, as a driver
+    /// tears down) or newest first; EINVAL for more than that.
     func free(_ count: Int?, newestFirst: Bool) throws(Errno) {
         let released = try blocks.withLock { (blocks) throws(Errno) -> [HeldBlock] in
-            let n = count ?? blocks.count
-            guard n <= blocks.count else { throw .invalidArgument }
+            let available = blocks.list.count - blocks.pinned
+            let n = count ?? available
+            guard n <= available else { throw .invalidArgument }
             if newestFirst {
-                let tail = Array(blocks.suffix(n).reversed())
-                blocks.removeLast(n)
+                let tail = Array(blocks.list.suffix(n).reversed())
+                blocks.list.removeLast(n)
                 return tail
             }
-            let head = Array(blocks.prefix(n))
-            blocks.removeFirst(n)
+            let head = Array(blocks.list[blocks.pinned..<(blocks.pinned + n)])
+            blocks.list.removeSubrange(blocks.pinned..<(blocks.pinned + n))
             return head
+        }
+        for block in released { pool.free(block.cpu, dma: block.dma) }
+    }
+
+    /// Every block, the driver's too, in allocation order: remove and destroy_pool.
+    func releaseAll() {
+        let released = blocks.withLock { blocks in
+            defer { blocks = Blocks() }
+            return blocks.list
         }
         for block in released { pool.free(block.cpu, dma: block.dma) }
     }

@@ -17,6 +17,14 @@ enum StoreParsing {
         return value
     }
 
+    /// memparse(): a number with an optional K, M or G suffix (binary), at most `limit`.
+    static func size(_ text: String, max limit: UInt64 = .max) throws(Errno) -> UInt64 {
+        let shifts: [Character: UInt64] = ["k": 10, "K": 10, "m": 20, "M": 20, "g": 30, "G": 30]
+        guard let last = text.last, let shift = shifts[last] else { return try number(text, max: limit) }
+        let value = try number(String(text.dropLast()), max: limit >> shift)
+        return value << shift
+    }
+
     static func words(_ text: String) -> [String] { text.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
 }
 

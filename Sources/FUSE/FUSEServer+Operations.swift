@@ -19,6 +19,11 @@ extension FUSEServer {
         if node is ControlDirectory {
             attr.st_mode = S_IFDIR | mode_t(node.mode)
             attr.st_nlink = 2
+        } else if let block = node as? ControlBlockFile {
+            attr.st_mode = S_IFREG | mode_t(node.mode)
+            attr.st_nlink = 1
+            attr.st_size = off_t(block.size())
+            attr.st_blocks = blkcnt_t(block.size() / 512)
         } else {
             // A nominal page, as sysfs reports for every attribute.
             attr.st_mode = S_IFREG | mode_t(node.mode)
@@ -82,7 +87,8 @@ extension FUSEServer {
             // on writable attributes and change nothing; mode and ownership are fixed.
             let size: Int32 = 1 << 3
             let times: Int32 = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 10)
-            guard toSet & ~(size | times) == 0, let attribute = node as? ControlAttribute, attribute.isWritable else {
+            // A disk keeps its size, as a block device ignores O_TRUNC.
+            guard toSet & ~(size | times) == 0, (node as? ControlAttribute)?.isWritable == true || node is ControlBlockFile else {
                 fuse_reply_err(req, EPERM)
                 return
             }
@@ -91,6 +97,13 @@ extension FUSEServer {
         }
         ops.open = { req, ino, fi in
             let server = FUSEServer.server(req)
+            if let fi, let block = server.inodes.node(ino) as? ControlBlockFile {
+                // Every read and write goes to the driver, none to the page cache.
+                fi.pointee.fh = server.handles.open(.block(block))
+                fi.pointee.direct_io = 1
+                fuse_reply_open(req, fi)
+                return
+            }
             guard let fi, let attribute = server.inodes.node(ino) as? ControlAttribute else {
                 fuse_reply_err(req, EISDIR)
                 return
@@ -119,6 +132,17 @@ extension FUSEServer {
         }
         ops.read = { req, _, size, offset, fi in
             let server = FUSEServer.server(req)
+            if let fi, case .block(let block)? = server.handles.get(fi.pointee.fh) {
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
+                defer { buffer.deallocate() }
+                do throws(Errno) {
+                    let n = try block.read(buffer, Int(offset))
+                    fuse_reply_buf(req, buffer.baseAddress, n)
+                } catch {
+                    fuse_reply_err(req, error.rawValue)
+                }
+                return
+            }
             guard let fi, case .file(_, let snapshot)? = server.handles.get(fi.pointee.fh) else {
                 fuse_reply_err(req, EBADF)
                 return
@@ -129,8 +153,16 @@ extension FUSEServer {
                 _ = fuse_reply_buf(req, UnsafeRawPointer(bytes.baseAddress.map { $0 + start }), end - start)
             }
         }
-        ops.write = { req, _, buffer, size, _, fi in
+        ops.write = { req, _, buffer, size, offset, fi in
             let server = FUSEServer.server(req)
+            if let fi, case .block(let block)? = server.handles.get(fi.pointee.fh) {
+                do throws(Errno) {
+                    fuse_reply_write(req, try block.write(UnsafeRawBufferPointer(start: buffer, count: size), Int(offset)))
+                } catch {
+                    fuse_reply_err(req, error.rawValue)
+                }
+                return
+            }
             guard let fi, case .file(let attribute, _)? = server.handles.get(fi.pointee.fh) else {
                 fuse_reply_err(req, EBADF)
                 return
@@ -145,6 +177,19 @@ extension FUSEServer {
         ops.release = { req, _, fi in
             if let fi { FUSEServer.server(req).handles.release(fi.pointee.fh) }
             fuse_reply_err(req, 0)
+        }
+        ops.fsync = { req, _, _, fi in
+            let server = FUSEServer.server(req)
+            guard let fi, case .block(let block)? = server.handles.get(fi.pointee.fh) else {
+                fuse_reply_err(req, 0)
+                return
+            }
+            do throws(Errno) {
+                try block.flush()
+                fuse_reply_err(req, 0)
+            } catch {
+                fuse_reply_err(req, error.rawValue)
+            }
         }
         ops.opendir = { req, ino, fi in
             let server = FUSEServer.server(req)

@@ -5,6 +5,7 @@ import Synchronization
 
 enum Handle {
     case file(ControlAttribute, snapshot: [UInt8])
+    case block(ControlBlockFile)
     case directory([(name: String, isDirectory: Bool, ino: UInt64)])
 }
 

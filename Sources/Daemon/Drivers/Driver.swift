@@ -15,8 +15,14 @@ protocol Driver: AnyObject, Sendable {
     /// Allocates what the driver needs through `context`; throws ENOMEM and leaves the
     /// rest to the device's unwinding when memory runs out.
     func probe(_ context: ProbeContext) throws(Errno)
+    /// Stops I/O before the pools go (blk_mq_freeze_queue(), scsi_remove_host()).
+    func stop()
     /// Frees what probe took outside pools (coherent buffers).
     func remove(_ device: Device)
+}
+
+extension Driver {
+    func stop() {}
 }
 
 /// What probe may do to its device: make pools (held and listed under dma_pools/).
@@ -24,6 +30,7 @@ struct ProbeContext {
     let device: Device
     let algorithm: DMAPoolAlgorithm
     let debug: Bool
+    /// Holds a pool the driver made (the driver's: not destroyable by hand).
     let addPool: (DMAPool) -> HeldPool
 
     /// dma_pool_create(); EINVAL when the driver's own sizes break the pool rules.

@@ -6,11 +6,14 @@
 //   reply_free_queue_depth = 10368 + 64 = 10432; reply_post_queue_depth = 20801 -> 20816
 //   chains per I/O = (256 - 1 SGE in the main frame) / 7 SGEs per 128-byte chain + 1 = 37
 // Remove frees the chain buffers one by one in allocation order, then destroys the pools.
+// I/O (_base_build_sg_scmd_ieee()): each command takes a SMID, whose request frame and
+// chains_needed_per_io chain buffers are its own; see MPT3SASSGL and MPT3SASController.
 import DMA
+import Glibc
 import Synchronization
 import SystemPackage
 
-final class MPT3SASDriver: Driver {
+final class MPT3SASDriver: BlockDriver {
     static let name = "mpt3sas"
 
     struct Parameters {
@@ -22,7 +25,34 @@ final class MPT3SASDriver: Driver {
         /// The seed's 2018 driver allocated one reply_post_free block per queue; the
         /// current driver allocates chunks of up to 16 queues.
         var replyPostFreePerQueue = true
+        var disk = DiskParameters()
     }
+
+    /// What probe set up for I/O (the ioc's scsiio tracker, reduced to what I/O needs).
+    final class Adapter: Sendable {
+        let queue: BlockQueue
+        let controller: MPT3SASController
+        let requestFrames: UnsafeSendable<UnsafeMutableRawPointer>
+        let chains: [HeldBlock]
+        let chainsPerIO: Int
+        let chainSegmentSize: Int
+        /// Free SMIDs (1...scsiio_depth), as the scsi lookup's free list.
+        let smids: Mutex<[Int]>
+
+        init(queue: BlockQueue, controller: MPT3SASController, requestFrames: UnsafeMutableRawPointer,
+             chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int) {
+            self.queue = queue
+            self.controller = controller
+            self.requestFrames = UnsafeSendable(requestFrames)
+            self.chains = chains
+            self.chainsPerIO = chainsPerIO
+            self.chainSegmentSize = chainSegmentSize
+            smids = Mutex(Array((1...depth).reversed()))
+        }
+    }
+
+    private let adapter = Mutex<Adapter?>(nil)
+    var queue: BlockQueue? { adapter.withLock { $0?.queue } }
 
     /// From the IOC facts of the seed's HBA.
     static let highPriorityCredit = 128
@@ -43,7 +73,7 @@ final class MPT3SASDriver: Driver {
             ("reply_queue_count", String(p.replyQueueCount)), ("rdpq", p.rdpq ? "1" : "0"),
             ("chain_segment_size", String(p.chainSegmentSize)),
             ("reply_post_free", p.replyPostFreePerQueue ? "per_queue" : "chunks"),
-        ]
+        ] + p.disk.values
     }
 
     func setParameter(_ name: String, _ value: String) throws(Errno) {
@@ -73,7 +103,9 @@ final class MPT3SASDriver: Driver {
             guard value == "per_queue" || value == "chunks" else { throw .invalidArgument }
             state.withLock { $0.replyPostFreePerQueue = value == "per_queue" }
         default:
-            throw .invalidArgument
+            var disk = state.withLock { $0.disk }
+            guard try disk.set(name, value) else { throw .invalidArgument }
+            state.withLock { $0.disk = disk }
         }
     }
 
@@ -108,7 +140,8 @@ final class MPT3SASDriver: Driver {
             let chunks = (p.replyQueueCount + 15) / 16
             try context.createPool("reply_post_free pool", size: perQueue * queuesPerChunk, align: 16).alloc(chunks, zero: true)
         }
-        try context.createPool("chain pool", size: p.chainSegmentSize, align: 16).alloc(sizes.scsiioDepth * sizes.chainsPerIO)
+        let chains = try context.createPool("chain pool", size: p.chainSegmentSize, align: 16)
+            .allocForDriver(sizes.scsiioDepth * sizes.chainsPerIO)
         try context.createPool("sense pool", size: sizes.scsiioDepth * Self.senseBufferSize, align: 4).alloc(1)
         try context.createPool("reply pool", size: sizes.replyFreeQueueDepth * Self.replyFrameSize, align: 4).alloc(1)
         try context.createPool("reply_free pool", size: sizes.replyFreeQueueDepth * 4, align: 16).alloc(1)
@@ -116,10 +149,54 @@ final class MPT3SASDriver: Driver {
             try context.createPool("reply_post_free_array pool", size: p.replyQueueCount * 16, align: 16).alloc(1)
         }
         // Request frames and the config page come from plain dma_alloc_coherent().
+        var requestFrames: CoherentBuffer?
         for size in [p.hbaQueueDepth * Self.requestFrameSize, 512] {
             guard let (cpu, dma) = device.allocCoherent(size: size) else { throw .noMemory }
             frames.withLock { $0.append(CoherentBuffer(cpu: cpu, dma: dma, size: size)) }
+            if requestFrames == nil { requestFrames = CoherentBuffer(cpu: cpu, dma: dma, size: size) }
         }
+        let store = try p.disk.makeStore()
+        let controller = MPT3SASController(
+            device: device, store: store, requestFramesDMA: requestFrames!.dma, chainSegmentSize: p.chainSegmentSize)
+        // sg_tablesize segments of at most 64 KiB (the SCSI default max_segment_size);
+        // max_sectors 32767, capped by what one mapping may be (swiotlb's 256 KiB when
+        // the HBA's maps may bounce), as scsi_add_host() caps it.
+        let limits = BlockLimits(
+            maxSegments: p.maxSGLEntries, maxSegmentSize: 65536,
+            maxTransfer: min(32767 * BlockLimits.sectorSize, device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize))
+        let queue = BlockQueue(device: device, store: store, limits: limits) { [weak self] command, list throws(Errno) in
+            guard let self else { throw .operationNotSupportedByDevice }
+            try self.execute(command, list)
+        }
+        adapter.withLock {
+            $0 = Adapter(queue: queue, controller: controller, requestFrames: requestFrames!.cpu, chains: Array(chains),
+                         chainsPerIO: sizes.chainsPerIO, chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth)
+        }
+    }
+
+    /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), the
+    /// request frame and SGL, the IOC runs it, the SMID goes back.
+    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
+        guard let adapter = adapter.withLock({ $0 }) else { throw .operationNotSupportedByDevice }
+        var smid: Int?
+        while true {
+            smid = adapter.smids.withLock { $0.popLast() }
+            if smid != nil { break }
+            usleep(10)
+        }
+        let tag = smid!
+        defer { adapter.smids.withLock { $0.append(tag) } }
+        let frame = adapter.requestFrames.value + tag * Self.requestFrameSize
+        MPT3SASSGL.buildRequest(frame, command)
+        let first = (tag - 1) * adapter.chainsPerIO
+        MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
+        try adapter.controller.run(smid: tag)
+    }
+
+    func stop() {
+        let queue = adapter.withLock { $0?.queue }
+        queue?.freeze()
+        adapter.withLock { $0 = nil }
     }
 
     func remove(_ device: Device) {

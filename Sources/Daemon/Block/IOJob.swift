@@ -1,0 +1,199 @@
+// The `io` file: "<read|write|verify> <bytes> [count=N] [threads=N] [offset=B] [random]
+// [seed=S]". Each thread does `count` transfers of `bytes` through the driver; sequential
+// transfers follow each other from `offset` (thread t starts t * count transfers in),
+// random ones land on `bytes`-aligned offsets drawn from the seed. `write` puts the seeded
+// pattern on the disk, `verify` writes it and reads it back, failing with EIO on the
+// first byte that differs. The write returns when every transfer is done.
+import DMA
+import Glibc
+import PhysicalMemory
+import SystemPackage
+
+struct IOJob: Equatable {
+    enum Operation: String { case read, write, verify }
+
+    var operation: Operation
+    var bytes: Int
+    var count = 1
+    var threads = 1
+    var offset = 0
+    var random = false
+    var seed: UInt64 = 1
+
+    static let maxThreads = 64
+    static let maxTransfers = 10_000_000
+
+    /// Parses the written line; EINVAL for anything malformed or absurd.
+    init(parsing text: String) throws(Errno) {
+        let words = StoreParsing.words(text)
+        guard words.count >= 2, let operation = Operation(rawValue: words[0]) else { throw .invalidArgument }
+        self.operation = operation
+        bytes = Int(try StoreParsing.size(words[1], max: 1 << 30))
+        guard bytes > 0 else { throw .invalidArgument }
+        var seen = Set<String>()
+        for word in words.dropFirst(2) {
+            let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+            guard seen.insert(parts[0]).inserted else { throw .invalidArgument }
+            switch (parts[0], parts.count) {
+            case ("random", 1): random = true
+            case ("count", 2): count = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxTransfers)))
+            case ("threads", 2): threads = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxThreads)))
+            case ("offset", 2): offset = Int(try StoreParsing.size(parts[1], max: 1 << 50))
+            case ("seed", 2): seed = try StoreParsing.number(parts[1])
+            default: throw .invalidArgument
+            }
+        }
+        guard count >= 1, threads >= 1, count * threads <= Self.maxTransfers else { throw .invalidArgument }
+    }
+
+    /// The disk offset of thread `thread`'s transfer `index`.
+    @inline(__always)
+    func position(thread: Int, index: Int, generator: inout SplitMix, capacity: Int) -> Int {
+        guard random else { return offset + (thread * count + index) * bytes }
+        let slots = (capacity - offset - bytes) / bytes + 1
+        return offset + Int(generator.next() % UInt64(slots)) * bytes
+    }
+
+    /// Checks the job against the queue before any I/O: EINVAL (with the kernel's line)
+    /// for a range beyond the disk or a transfer the queue cannot carry in one request.
+    func validate(_ queue: BlockQueue) throws(Errno) {
+        let (start, end) = BlockQueue.span(offset, bytes)
+        let last = random ? offset + bytes : offset + threads * count * bytes
+        guard last <= queue.capacity else {
+            queue.device.err(
+                "dmaemu: attempt to access beyond end of device: sector=\(offset / BlockLimits.sectorSize), "
+                    + "nr_sectors = \((last - offset + 511) / 512) limit=\(queue.capacity / BlockLimits.sectorSize)")
+            throw .invalidArgument
+        }
+        let fewestSegments = (end - start + queue.limits.maxSegmentSize - 1) / queue.limits.maxSegmentSize
+        guard end - start <= queue.limits.maxTransfer, fewestSegments <= queue.limits.maxSegments else {
+            queue.device.err(
+                "dmaemu: \(end - start)-byte transfer exceeds the queue limits (max_hw_sectors \(queue.limits.maxTransfer / 512), "
+                    + "max_segments \(queue.limits.maxSegments), max_segment_size \(queue.limits.maxSegmentSize))")
+            throw .invalidArgument
+        }
+    }
+
+    /// Runs the job on `queue`; accounts in its stats. EIO if any transfer failed or
+    /// (verify) read back something else.
+    func run(on queue: BlockQueue) throws(Errno) {
+        try validate(queue)
+        let results = UnsafeMutableBufferPointer<ThreadResult>.allocate(capacity: threads)
+        results.initialize(repeating: ThreadResult())
+        defer { results.deallocate() }
+        let latencies = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads * count)
+        defer { latencies.deallocate() }
+        let job = self
+        let start = ContinuousClock.now
+        runThreads(threads) { thread in
+            let slice = UnsafeMutableBufferPointer(rebasing: latencies[(thread * job.count)..<((thread + 1) * job.count)])
+            results[thread] = job.work(thread: thread, queue: queue, latencies: slice)
+        }
+        let elapsed = ContinuousClock.now - start
+        var total = ThreadResult()
+        for r in results {
+            total.done += r.done
+            total.bounced += r.bounced
+            total.errors += r.errors
+            total.mismatch = total.mismatch ?? r.mismatch
+        }
+        let transfers = operation == .verify ? 2 : 1
+        queue.stats.account(ios: total.done * transfers, bytes: total.done * bytes * transfers, bounced: total.bounced, errors: total.errors)
+        var samples: [Int] = []
+        for thread in 0..<threads { samples += latencies[(thread * count)..<(thread * count + results[thread].done)] }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        queue.stats.finishRun(bytes: total.done * bytes * transfers, seconds: seconds, latencies: &samples)
+        if let mismatch = total.mismatch {
+            queue.device.err("dmaemu: verify failed at byte \(mismatch): data read back differs from data written")
+        }
+        guard total.errors == 0, total.mismatch == nil else { throw .ioError }
+    }
+
+    struct ThreadResult {
+        var done = 0
+        var bounced = 0
+        var errors = 0
+        var mismatch: Int?
+    }
+
+    /// One thread's transfers, with its own request buffer; stops at the first error.
+    private func work(thread: Int, queue: BlockQueue, latencies: UnsafeMutableBufferPointer<Int>) -> ThreadResult {
+        var result = ThreadResult()
+        let buffer = queue.makeBuffer()
+        var generator = SplitMix(seed: seed &+ UInt64(thread) &* 0x1000_0000_01b3)
+        let seed = self.seed
+        let bytes = self.bytes
+        do throws(Errno) {
+            try queue.enter { () throws(Errno) in
+                for index in 0..<count {
+                    let position = self.position(thread: thread, index: index, generator: &generator, capacity: queue.capacity)
+                    let began = ContinuousClock.now
+                    if operation != .read {
+                        result.bounced += try queue.transfer(buffer, write: true, offset: position, count: bytes) { (buffer, at) throws(Errno) in
+                            try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
+                                DataPattern.fill(memory, offset: position + piece - at, count: length, seed: seed)
+                            }
+                        }
+                    }
+                    if operation != .write {
+                        result.bounced += try queue.transfer(buffer, write: false, offset: position, count: bytes) { (buffer, at) throws(Errno) in
+                            guard operation == .verify else { return }
+                            try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
+                                if let bad = DataPattern.firstMismatch(memory, offset: position + piece - at, count: length, seed: seed) {
+                                    result.mismatch = position + piece - at + bad
+                                    throw .ioError
+                                }
+                            }
+                        }
+                    }
+                    let elapsed = ContinuousClock.now - began
+                    latencies[index] = Int(elapsed.components.seconds) * 1_000_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000)
+                    result.done += 1
+                }
+            }
+        } catch {
+            if result.mismatch == nil { result.errors += 1 }
+        }
+        return result
+    }
+}
+
+/// splitmix64: the random offsets' generator.
+struct SplitMix {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        return DataPattern.word(state, 0)
+    }
+}
+
+/// Runs `body(i)` for i in 0..<count on that many threads of their own (not a pool capped
+/// at the CPU count: "4 threads" means four submitters, as fio's numjobs does).
+func runThreads(_ count: Int, _ body: @escaping (Int) -> Void) {
+    final class Box: @unchecked Sendable {
+        let body: (Int) -> Void
+        let index: Int
+        init(_ body: @escaping (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
+    }
+    if count == 1 {
+        body(0)
+        return
+    }
+    var threads: [pthread_t] = []
+    for i in 0..<count {
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(Box(body, i)).toOpaque()
+        let created = pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body(box.index)
+            return nil
+        }, box)
+        if created == 0 {
+            threads.append(thread)
+        } else {
+            Unmanaged<Box>.fromOpaque(box).takeRetainedValue().body(i)
+        }
+    }
+    for thread in threads { pthread_join(thread, nil) }
+}
