@@ -23,7 +23,6 @@ extension FUSEServer {
             attr.st_mode = S_IFREG | mode_t(node.mode)
             attr.st_nlink = 1
             attr.st_size = off_t(block.size())
-            attr.st_blocks = blkcnt_t(block.size() / 512)
         } else {
             // A nominal page, as sysfs reports for every attribute.
             attr.st_mode = S_IFREG | mode_t(node.mode)

@@ -1,0 +1,95 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Runs `script` with sh; its exit status and output.
+@discardableResult
+func shell(_ script: String) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", script]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
+}
+
+@Suite(.serialized, .enabled(if: access("/dev/fuse", R_OK | W_OK) == 0, "needs /dev/fuse (CI has it, as root)"))
+struct DiskEndToEndTests {
+    /// dmaemud with one small HBA, mounted at a fresh directory until `body` returns.
+    func withDaemon(_ extra: String = "", _ body: (String) throws -> Void) throws {
+        var template = Array("/tmp/dmaemud-disk-XXXXXX".utf8CString)
+        let mountpoint = String(cString: mkdtemp(&template)!)
+        let config = mountpoint + ".toml"
+        defer {
+            rmdir(mountpoint)
+            unlink(config)
+        }
+        try """
+            [machine]
+            ram = "1G"
+            [swiotlb]
+            size = "4M"
+            [[device]]
+            driver = "mpt3sas"
+            name = "hba0"
+            hba_queue_depth = 512
+            capacity = "64M"
+            \(extra)
+            """.write(toFile: config, atomically: false, encoding: .utf8)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: daemonPath)
+        daemon.arguments = [mountpoint, "--config", config]
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer {
+            daemon.terminate()
+            daemon.waitUntilExit()
+        }
+        for _ in 0..<300 where access(mountpoint + "/devices/hba0/disk", F_OK) != 0 { usleep(20_000) }
+        try body(mountpoint + "/devices/hba0")
+    }
+
+    @Test func ddAndCmpAtAnyOffset() throws {
+        try withDaemon { hba in
+            let result = try shell("""
+                set -e
+                head -c 3000001 /dev/urandom > /tmp/dmaemu-dd.$$
+                dd if=/tmp/dmaemu-dd.$$ of=\(hba)/disk bs=1000 seek=7777 conv=notrunc,fsync status=none
+                dd if=\(hba)/disk bs=1000 skip=7777 count=3001 status=none | head -c 3000001 | cmp - /tmp/dmaemu-dd.$$
+                rm -f /tmp/dmaemu-dd.$$
+                """)
+            #expect(result.status == 0, "\(result.output)")
+            let stats = try String(contentsOfFile: hba + "/stats", encoding: .utf8)
+            #expect(stats.contains("\nerrors 0\n") && !stats.contains("\nios 0\n"))
+            // The disk is its capacity long, and writing past it is ENOSPC.
+            #expect(try FileManager.default.attributesOfItem(atPath: hba + "/disk")[.size] as? Int == 64 << 20)
+            let past = try shell("printf x | dd of=\(hba)/disk bs=1 seek=67108864 conv=notrunc status=none")
+            #expect(past.status != 0 && past.output.contains("No space left on device"))
+        }
+    }
+
+    @Test(.enabled(if: access("/dev/loop-control", F_OK) == 0 && access("/sbin/mkfs.ext4", X_OK) == 0, "needs loop devices and mkfs.ext4"))
+    func aFilesystemOnTheDisk() throws {
+        try withDaemon { hba in
+            let result = try shell("""
+                set -e
+                loop=$(losetup -f --show \(hba)/disk)
+                trap 'umount /tmp/dmaemu-fs.$$ 2>/dev/null; losetup -d $loop; rmdir /tmp/dmaemu-fs.$$' EXIT
+                mkfs.ext4 -q $loop
+                mkdir -p /tmp/dmaemu-fs.$$
+                mount $loop /tmp/dmaemu-fs.$$
+                head -c 2000000 /dev/urandom > /tmp/dmaemu-fs.$$/data
+                sum=$(md5sum < /tmp/dmaemu-fs.$$/data)
+                umount /tmp/dmaemu-fs.$$
+                echo 3 > /proc/sys/vm/drop_caches
+                mount $loop /tmp/dmaemu-fs.$$
+                test "$(md5sum < /tmp/dmaemu-fs.$$/data)" = "$sum"
+                """)
+            #expect(result.status == 0, "\(result.output)")
+        }
+    }
+}
