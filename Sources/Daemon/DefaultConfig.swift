@@ -35,4 +35,15 @@ name = "0000:85:00.0"
 dma_mask_bits = 64
 # hba_queue_depth = 10368  # and max_sgl_entries, reply_queue_count, rdpq, chain_segment_size,
 # reply_post_free = "per_queue"  # or "chunks" (the current driver)
+# capacity = "1G"          # the disk behind it: sparse RAM, or
+# backing_file = "/var/lib/dmaemu/hba.img"  # a file, created sparse, kept across restarts
+
+[[device]]                 # an NVMe SSD: PRP lists from "prp list page" and "prp list 256"
+driver = "nvme"
+name = "0000:01:00.0"
+dma_mask_bits = 64
+# pool_names = "prp"       # or "descriptor" (the v6.16 names)
+# sgl_threshold = 0        # SGLs when the average segment reaches this; 0: PRPs always
+# io_queue_depth = 1024
+# capacity = "1G"
 """#

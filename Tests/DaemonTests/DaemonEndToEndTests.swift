@@ -41,7 +41,7 @@ struct DaemonEndToEndTests {
         let received = recv(fd, &buffer, buffer.count, 0)
         #expect(received > 0)
         let message = String(decoding: buffer[..<max(received, 0)], as: UTF8.self)
-        #expect(message.hasPrefix("READY=1\nSTATUS=serving 2 devices at \(mountpoint)"))
+        #expect(message.hasPrefix("READY=1\nSTATUS=serving 3 devices at \(mountpoint)"))
 
         let pools = mountpoint + "/devices/0000:00:04.0"
         try "chain 128 16\n".write(toFile: pools + "/create_pool", atomically: false, encoding: .utf8)

@@ -55,12 +55,13 @@ final class GenericDriver: Driver {
 
 /// The drivers dmaemu knows, by name.
 enum Drivers {
-    static let names = [GenericDriver.name, MPT3SASDriver.name]
+    static let names = [GenericDriver.name, MPT3SASDriver.name, NVMeDriver.name]
 
     static func make(_ name: String) -> (any Driver)? {
         switch name {
         case GenericDriver.name: GenericDriver()
         case MPT3SASDriver.name: MPT3SASDriver()
+        case NVMeDriver.name: NVMeDriver()
         default: nil
         }
     }

@@ -65,18 +65,7 @@ struct MPT3SASController: @unchecked Sendable {  // the store and device are sha
                     continue
                 }
                 guard moved + length <= dataLength else { throw fail(smid, "SGL longer than the data") }
-                do {
-                    let memory = try device.deviceMemory(address, size: length, write: !write)
-                    if write {
-                        try store.write(from: memory, offset: position, count: length)
-                    } else {
-                        try store.read(into: memory, offset: position, count: length)
-                    }
-                } catch let error as Errno {
-                    throw error
-                } catch {
-                    throw fail(smid, "data buffer not mapped")
-                }
+                try store.dma(device, address: address, length: length, position: position, write: write)
                 position += length
                 moved += length
                 if flags & MPT3SASFrame.endOfList != 0 { break }
