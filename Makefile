@@ -62,6 +62,8 @@ bench: deps
 	for flags in "" --no-debugfs; do for t in 1 2; do \
 	  .build/release/dmaemu-bench map -t $$t -s 5 -d 1 --json $$flags; done; done | tee $(BENCH_OUT)/map-threads.jsonl
 	SHARED=$(SHARED) BENCH_OUT=$(BENCH_OUT) scripts/bench-fuse.sh
+	.build/release/dmaemu-bench probe | tee $(BENCH_OUT)/probe.txt
+	.build/release/dmaemu-bench swiotlb-io --runs 10 | tee $(BENCH_OUT)/swiotlb-io.txt
 
 clean:
 	rm -rf .build $(BENCH_OUT)

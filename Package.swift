@@ -30,7 +30,7 @@ let package = Package(
         .executableTarget(
             name: "dmaemu-bench",
             dependencies: [
-                "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory",
+                "Daemon", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
