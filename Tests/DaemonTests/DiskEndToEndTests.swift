@@ -72,6 +72,24 @@ struct DiskEndToEndTests {
         }
     }
 
+    @Test func aFileBackedDiskSurvivesARestart() throws {
+        let image = "/tmp/dmaemu-restart-\(getpid()).img"
+        let data = "/tmp/dmaemu-restart-\(getpid()).data"
+        defer {
+            unlink(image)
+            unlink(data)
+        }
+        try shell("head -c 300000 /dev/urandom > \(data)")
+        try withDaemon("backing_file = \"\(image)\"") { hba in
+            let result = try shell("dd if=\(data) of=\(hba)/disk bs=4096 seek=3 conv=notrunc,fsync status=none")
+            #expect(result.status == 0, "\(result.output)")
+        }
+        try withDaemon("backing_file = \"\(image)\"") { hba in
+            let result = try shell("dd if=\(hba)/disk bs=4096 skip=3 count=74 status=none | head -c 300000 | cmp - \(data)")
+            #expect(result.status == 0, "\(result.output)")
+        }
+    }
+
     @Test(.enabled(if: access("/dev/loop-control", F_OK) == 0 && access("/sbin/mkfs.ext4", X_OK) == 0, "needs loop devices and mkfs.ext4"))
     func aFilesystemOnTheDisk() throws {
         try withDaemon { hba in
