@@ -83,19 +83,18 @@ final class FileStore: BackingStore {
     deinit { try? descriptor.close() }
 
     func read(into memory: UnsafeMutableRawPointer, offset: Int, count: Int) throws(Errno) {
-        var done = 0
-        while done < count {
-            let n = pread(descriptor.rawValue, memory + done, count - done, off_t(offset + done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw n < 0 ? Errno(rawValue: errno) : .ioError }
-            done += n
-        }
+        try whole(count) { done in pread(descriptor.rawValue, memory + done, count - done, off_t(offset + done)) }
     }
 
     func write(from memory: UnsafeRawPointer, offset: Int, count: Int) throws(Errno) {
+        try whole(count) { done in pwrite(descriptor.rawValue, memory + done, count - done, off_t(offset + done)) }
+    }
+
+    /// Repeats a short pread/pwrite until `count` bytes are done; EIO at the file's end.
+    private func whole(_ count: Int, _ call: (Int) -> Int) throws(Errno) {
         var done = 0
         while done < count {
-            let n = pwrite(descriptor.rawValue, memory + done, count - done, off_t(offset + done))
+            let n = call(done)
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw n < 0 ? Errno(rawValue: errno) : .ioError }
             done += n

@@ -9,7 +9,6 @@
 // I/O (_base_build_sg_scmd_ieee()): each command takes a SMID, whose request frame and
 // chains_needed_per_io chain buffers are its own; see MPT3SASSGL and MPT3SASController.
 import DMA
-import Glibc
 import Synchronization
 import SystemPackage
 
@@ -36,8 +35,8 @@ final class MPT3SASDriver: BlockDriver {
         let chains: [HeldBlock]
         let chainsPerIO: Int
         let chainSegmentSize: Int
-        /// Free SMIDs (1...scsiio_depth), as the scsi lookup's free list.
-        let smids: Mutex<[Int]>
+        /// SMIDs 1...scsiio_depth, as the scsi lookup's free list.
+        let smids: TagSet
 
         init(queue: BlockQueue, controller: MPT3SASController, requestFrames: UnsafeMutableRawPointer,
              chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int) {
@@ -47,7 +46,7 @@ final class MPT3SASDriver: BlockDriver {
             self.chains = chains
             self.chainsPerIO = chainsPerIO
             self.chainSegmentSize = chainSegmentSize
-            smids = Mutex(Array((1...depth).reversed()))
+            smids = TagSet(1...depth)
         }
     }
 
@@ -64,7 +63,7 @@ final class MPT3SASDriver: BlockDriver {
 
     private let state = Mutex(Parameters())
     /// Coherent buffers outside pools: the request frames and the config page.
-    private let frames = Mutex<[CoherentBuffer]>([])
+    private let frames = CoherentBuffers()
 
     var parameters: [(name: String, value: String)] {
         let p = state.withLock { $0 }
@@ -149,15 +148,11 @@ final class MPT3SASDriver: BlockDriver {
             try context.createPool("reply_post_free_array pool", size: p.replyQueueCount * 16, align: 16).alloc(1)
         }
         // Request frames and the config page come from plain dma_alloc_coherent().
-        var requestFrames: CoherentBuffer?
-        for size in [p.hbaQueueDepth * Self.requestFrameSize, 512] {
-            guard let (cpu, dma) = device.allocCoherent(size: size) else { throw .noMemory }
-            frames.withLock { $0.append(CoherentBuffer(cpu: cpu, dma: dma, size: size)) }
-            if requestFrames == nil { requestFrames = CoherentBuffer(cpu: cpu, dma: dma, size: size) }
-        }
+        let requestFrames = try frames.alloc(device, size: p.hbaQueueDepth * Self.requestFrameSize)
+        _ = try frames.alloc(device, size: 512)  // the config page
         let store = try p.disk.makeStore()
         let controller = MPT3SASController(
-            device: device, store: store, requestFramesDMA: requestFrames!.dma, chainSegmentSize: p.chainSegmentSize)
+            device: device, store: store, requestFramesDMA: requestFrames.dma, chainSegmentSize: p.chainSegmentSize)
         // sg_tablesize segments of at most 64 KiB (the SCSI default max_segment_size);
         // max_sectors 32767, capped by what one mapping may be (swiotlb's 256 KiB when
         // the HBA's maps may bounce), as scsi_add_host() caps it.
@@ -169,7 +164,7 @@ final class MPT3SASDriver: BlockDriver {
             try self.execute(command, list)
         }
         adapter.withLock {
-            $0 = Adapter(queue: queue, controller: controller, requestFrames: requestFrames!.cpu, chains: Array(chains),
+            $0 = Adapter(queue: queue, controller: controller, requestFrames: requestFrames.cpu, chains: Array(chains),
                          chainsPerIO: sizes.chainsPerIO, chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth)
         }
     }
@@ -178,14 +173,8 @@ final class MPT3SASDriver: BlockDriver {
     /// request frame and SGL, the IOC runs it, the SMID goes back.
     func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
         guard let adapter = adapter.withLock({ $0 }) else { throw .operationNotSupportedByDevice }
-        var smid: Int?
-        while true {
-            smid = adapter.smids.withLock { $0.popLast() }
-            if smid != nil { break }
-            usleep(10)
-        }
-        let tag = smid!
-        defer { adapter.smids.withLock { $0.append(tag) } }
+        let tag = adapter.smids.get()
+        defer { adapter.smids.put(tag) }
         let frame = adapter.requestFrames.value + tag * Self.requestFrameSize
         MPT3SASSGL.buildRequest(frame, command)
         let first = (tag - 1) * adapter.chainsPerIO
@@ -199,16 +188,5 @@ final class MPT3SASDriver: BlockDriver {
         adapter.withLock { $0 = nil }
     }
 
-    func remove(_ device: Device) {
-        for frame in frames.withLock({ buffers in defer { buffers = [] }; return buffers }) {
-            device.freeCoherent(size: frame.size, cpu: frame.cpu, dma: frame.dma)
-        }
-    }
-}
-
-/// A dma_alloc_coherent() buffer a driver holds.
-struct CoherentBuffer: @unchecked Sendable {  // the pointer names emulated RAM
-    let cpu: UnsafeMutableRawPointer
-    let dma: DMAAddr
-    let size: Int
+    func remove(_ device: Device) { frames.freeAll(device) }
 }

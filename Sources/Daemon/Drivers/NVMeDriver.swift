@@ -6,7 +6,6 @@
 // rings the emulated controller, then frees the descriptors as nvme_unmap_data() does.
 import DMA
 import DMAPool
-import Glibc
 import Synchronization
 import SystemPackage
 
@@ -34,7 +33,7 @@ final class NVMeDriver: BlockDriver {
         let pagePool: DMAPool
         let smallPool: DMAPool
         let sglThreshold: Int
-        let ids: Mutex<[Int]>
+        let ids: TagSet
 
         init(queue: BlockQueue, emulated: NVMeController, submissionQueue: UnsafeMutableRawPointer,
              pagePool: DMAPool, smallPool: DMAPool, sglThreshold: Int, depth: Int) {
@@ -44,13 +43,13 @@ final class NVMeDriver: BlockDriver {
             self.pagePool = pagePool
             self.smallPool = smallPool
             self.sglThreshold = sglThreshold
-            ids = Mutex(Array((0..<depth).reversed()))
+            ids = TagSet(0...(depth - 1))
         }
     }
 
     private let state = Mutex(Parameters())
     private let controller = Mutex<Controller?>(nil)
-    private let queues = Mutex<[CoherentBuffer]>([])
+    private let queues = CoherentBuffers()
     var queue: BlockQueue? { controller.withLock { $0?.queue } }
 
     var parameters: [(name: String, value: String)] {
@@ -88,11 +87,7 @@ final class NVMeDriver: BlockDriver {
         // Completion and submission queues, admin then I/O (nvme_alloc_queue()).
         var submission: CoherentBuffer?
         for (depth, entry) in [(Self.adminQueueDepth, 16), (Self.adminQueueDepth, 64), (p.ioQueueDepth, 16), (p.ioQueueDepth, 64)] {
-            let size = depth * entry
-            guard let (cpu, dma) = device.allocCoherent(size: size) else { throw .noMemory }
-            let buffer = CoherentBuffer(cpu: cpu, dma: dma, size: size)
-            queues.withLock { $0.append(buffer) }
-            submission = buffer
+            submission = try queues.alloc(device, size: depth * entry)
         }
         let store = try p.disk.makeStore()
         let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission!.dma)
@@ -114,14 +109,8 @@ final class NVMeDriver: BlockDriver {
     /// data pointer, the controller runs it, the descriptors go back to their pools.
     func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
         guard let controller = controller.withLock({ $0 }) else { throw .operationNotSupportedByDevice }
-        var id: Int?
-        while true {
-            id = controller.ids.withLock { $0.popLast() }
-            if id != nil { break }
-            usleep(10)
-        }
-        let tag = id!
-        defer { controller.ids.withLock { $0.append(tag) } }
+        let tag = controller.ids.get()
+        defer { controller.ids.put(tag) }
         let sqe = controller.submissionQueue.value + tag * NVMeCommand.size
         NVMeDescriptors.buildCommand(sqe, command, id: tag)
         var taken = Descriptors()
@@ -153,9 +142,5 @@ final class NVMeDriver: BlockDriver {
         controller.withLock { $0 = nil }
     }
 
-    func remove(_ device: Device) {
-        for buffer in queues.withLock({ buffers in defer { buffers = [] }; return buffers }).reversed() {
-            device.freeCoherent(size: buffer.size, cpu: buffer.cpu, dma: buffer.dma)
-        }
-    }
+    func remove(_ device: Device) { queues.freeAll(device) }
 }
