@@ -6,7 +6,8 @@ import Synchronization
 enum Handle {
     case file(ControlAttribute, snapshot: [UInt8])
     case block(ControlBlockFile)
-    case directory([(name: String, isDirectory: Bool, ino: UInt64)])
+    /// A listing as opendir saw it; `node` is nil for "." and "..".
+    case directory([(name: String, isDirectory: Bool, ino: UInt64, node: (any ControlNode)?)])
 }
 
 final class HandleTable: Sendable {
