@@ -33,6 +33,7 @@ struct DaemonEndToEndTests {
         daemon.arguments = [mountpoint]
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = socketPath
+        environment["WATCHDOG_USEC"] = "200000"  // WATCHDOG=1 every 100 ms
         daemon.environment = environment
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
@@ -42,6 +43,9 @@ struct DaemonEndToEndTests {
         #expect(received > 0)
         let message = String(decoding: buffer[..<max(received, 0)], as: UTF8.self)
         #expect(message.hasPrefix("READY=1\nSTATUS=serving 3 devices at \(mountpoint)"))
+
+        let ping = recv(fd, &buffer, buffer.count, 0)
+        #expect(String(decoding: buffer[..<max(ping, 0)], as: UTF8.self) == "WATCHDOG=1")
 
         let pools = mountpoint + "/devices/0000:00:04.0"
         try "chain 128 16\n".write(toFile: pools + "/create_pool", atomically: false, encoding: .utf8)
@@ -55,8 +59,14 @@ struct DaemonEndToEndTests {
         daemon.terminate()  // SIGTERM
         daemon.waitUntilExit()
         #expect(daemon.terminationReason == .exit && daemon.terminationStatus == 0)
-        let stopping = recv(fd, &buffer, buffer.count, 0)
-        #expect(String(decoding: buffer[..<max(stopping, 0)], as: UTF8.self).hasPrefix("STOPPING=1"))
+        // Watchdog pings until the stop, then STOPPING.
+        var last = ""
+        for _ in 0..<1000 {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            guard n > 0 else { break }
+            last = String(decoding: buffer[..<n], as: UTF8.self)
+        }
+        #expect(last.hasPrefix("STOPPING=1"))
         // The mountpoint is released: an empty directory again.
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountpoint).isEmpty)
         #expect(!String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: "/proc/self/mounts"))) ?? Data(), as: UTF8.self).contains(mountpoint))
