@@ -20,7 +20,7 @@ func shell(_ script: String) throws -> (status: Int32, output: String) {
 @Suite(.serialized, .enabled(if: access("/dev/fuse", R_OK | W_OK) == 0, "needs /dev/fuse (CI has it, as root)"))
 struct DiskEndToEndTests {
     /// dmaemud with one small HBA, mounted at a fresh directory until `body` returns.
-    func withDaemon(_ extra: String = "", _ body: (String) throws -> Void) throws {
+    func withDaemon(_ extra: String = "", arguments: [String] = [], _ body: (String) throws -> Void) throws {
         var template = Array("/tmp/dmaemud-disk-XXXXXX".utf8CString)
         let mountpoint = String(cString: mkdtemp(&template)!)
         let config = mountpoint + ".toml"
@@ -42,7 +42,7 @@ struct DiskEndToEndTests {
             """.write(toFile: config, atomically: false, encoding: .utf8)
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: daemonPath)
-        daemon.arguments = [mountpoint, "--config", config]
+        daemon.arguments = [mountpoint, "--config", config] + arguments
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
         defer {
@@ -87,6 +87,26 @@ struct DiskEndToEndTests {
         try withDaemon("backing_file = \"\(image)\"") { hba in
             let result = try shell("dd if=\(hba)/disk bs=4096 skip=3 count=74 status=none | head -c 300000 | cmp - \(data)")
             #expect(result.status == 0, "\(result.output)")
+        }
+    }
+
+    /// Another user (nobody) sees nothing without --allow-other; with it, the modes rule
+    /// (default_permissions): world-readable files read, root's 0200 and 0600 files do not.
+    @Test(.enabled(if: getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0, "needs root and setpriv"))
+    func allowOtherLetsOtherUsersInByTheModes() throws {
+        let asNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups"
+        try withDaemon { hba in
+            let refused = try shell("\(asNobody) cat \(hba)/driver")
+            #expect(refused.status != 0)
+        }
+        try withDaemon(arguments: ["--allow-other"]) { hba in
+            let driver = try shell("\(asNobody) cat \(hba)/driver")
+            #expect(driver.status == 0 && driver.output == "mpt3sas\n")
+            let io = try shell("\(asNobody) sh -c 'echo read 4096 > \(hba)/io'")
+            let disk = try shell("\(asNobody) head -c 1 \(hba)/disk")
+            let stats = try String(contentsOfFile: hba + "/stats", encoding: .utf8)
+            #expect(io.output.contains("Permission denied") && disk.output.contains("Permission denied"))
+            #expect(stats.contains("\nios 0\n"))
         }
     }
 
