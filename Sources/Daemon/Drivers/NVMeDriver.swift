@@ -128,13 +128,11 @@ final class NVMeDriver: BlockDriver {
             ? NVMeDescriptors.setupSGLs(sqe, list, taken: &taken, alloc: alloc)
             : NVMeDescriptors.setupPRPs(sqe, list, bytes: command.bytes, taken: &taken, alloc: alloc)
         guard built else {
-            queueDevice(controller).err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
+            controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
             throw .ioError
         }
         try controller.emulated.run(slot: tag)
     }
-
-    private func queueDevice(_ controller: Controller) -> Device { controller.queue.device }
 
     func stop() {
         let queue = controller.withLock { $0?.queue }
