@@ -17,7 +17,13 @@ func shell(_ script: String) throws -> (status: Int32, output: String) {
     return (process.terminationStatus, output)
 }
 
-@Suite(.serialized, .enabled(if: access("/dev/fuse", R_OK | W_OK) == 0, "needs /dev/fuse (CI has it, as root)"))
+/// Loop devices, loading the loop module first if need be.
+let loopDevices: Bool = {
+    if access("/dev/loop-control", F_OK) != 0 { _ = try? shell("modprobe loop") }
+    return access("/dev/loop-control", F_OK) == 0
+}()
+
+@Suite(.serialized, .enabled(if: runsHere(access("/dev/fuse", R_OK | W_OK) == 0), "needs /dev/fuse (CI has it, as root)"))
 struct DiskEndToEndTests {
     /// dmaemud with one small HBA, mounted at a fresh directory until `body` returns.
     func withDaemon(_ extra: String = "", arguments: [String] = [], _ body: (String) throws -> Void) throws {
@@ -92,7 +98,7 @@ struct DiskEndToEndTests {
 
     /// Another user (nobody) sees nothing without --allow-other; with it, the modes rule
     /// (default_permissions): world-readable files read, root's 0200 and 0600 files do not.
-    @Test(.enabled(if: getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0, "needs root and setpriv"))
+    @Test(.enabled(if: runsHere(getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0), "needs root and setpriv (util-linux)"))
     func allowOtherLetsOtherUsersInByTheModes() throws {
         let asNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups"
         try withDaemon { hba in
@@ -110,7 +116,7 @@ struct DiskEndToEndTests {
         }
     }
 
-    @Test(.enabled(if: access("/dev/loop-control", F_OK) == 0 && access("/sbin/mkfs.ext4", X_OK) == 0, "needs loop devices and mkfs.ext4"))
+    @Test(.enabled(if: runsHere(loopDevices && access("/sbin/mkfs.ext4", X_OK) == 0), "needs loop devices and mkfs.ext4"))
     func aFilesystemOnTheDisk() throws {
         try withDaemon { hba in
             let result = try shell("""
