@@ -38,6 +38,29 @@ extension FUSEServer {
         return attr
     }
 
+    /// Answers readdir(plus) from the listing opendir took, from `offset` while entries fit.
+    /// `add(item, buffer, room, next offset)` writes one entry and returns its size; with a
+    /// nil buffer it only sizes it (and must change nothing: readdirplus counts a lookup
+    /// only for an entry that goes out).
+    static func replyListing(
+        _ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ size: Int, _ offset: off_t,
+        _ add: (Handle.Entry, UnsafeMutablePointer<CChar>?, Int, off_t) -> Int
+    ) {
+        guard let fi, case .directory(let listing)? = server(req).handles.get(fi.pointee.fh) else {
+            fuse_reply_err(req, EBADF)
+            return
+        }
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
+        defer { buffer.deallocate() }
+        var used = 0
+        var index = Int(max(offset, 0))
+        while index < listing.count, add(listing[index], nil, 0, 0) <= size - used {
+            used += add(listing[index], buffer + used, size - used, off_t(index + 1))
+            index += 1
+        }
+        fuse_reply_buf(req, buffer, used)
+    }
+
     static func operations() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
         ops.lookup = { req, parent, name in
@@ -201,68 +224,36 @@ extension FUSEServer {
             func number(_ node: any ControlNode) -> UInt64 {
                 server.inodes.number(of: node) ?? (UInt64(UInt(bitPattern: ObjectIdentifier(node).hashValue)) | 1 << 63)
             }
-            let dots: [(name: String, isDirectory: Bool, ino: UInt64, node: (any ControlNode)?)] =
-                [(".", true, ino, nil), ("..", true, InodeTable.root, nil)]
+            let dots: [Handle.Entry] = [(".", true, ino, nil), ("..", true, InodeTable.root, nil)]
             let listing = dots + directory.children.map { (name: $0.name, isDirectory: $0.node is ControlDirectory, ino: number($0.node), node: $0.node) }
             fi.pointee.fh = server.handles.open(.directory(listing))
             fuse_reply_open(req, fi)
         }
         ops.readdir = { req, _, size, offset, fi in
-            let server = FUSEServer.server(req)
-            guard let fi, case .directory(let listing)? = server.handles.get(fi.pointee.fh) else {
-                fuse_reply_err(req, EBADF)
-                return
-            }
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
-            var used = 0
-            var index = Int(max(offset, 0))
-            while index < listing.count {
+            FUSEServer.replyListing(req, fi, size, offset) { item, buffer, room, next in
                 var attr = stat()
-                attr.st_ino = UInt(listing[index].ino)
-                attr.st_mode = listing[index].isDirectory ? S_IFDIR : S_IFREG
-                let needed = fuse_add_direntry(req, buffer + used, size - used, listing[index].name, &attr, off_t(index + 1))
-                guard needed <= size - used else { break }
-                used += needed
-                index += 1
+                attr.st_ino = UInt(item.ino)
+                attr.st_mode = item.isDirectory ? S_IFDIR : S_IFREG
+                return fuse_add_direntry(req, buffer, room, item.name, &attr, next)
             }
-            fuse_reply_buf(req, buffer, used)
         }
         // readdirplus: each entry comes with its attributes, and counts as a lookup (not
         // "." and "..", which go with inode 0 so the kernel does not take them as entries).
         ops.readdirplus = { req, _, size, offset, fi in
             let server = FUSEServer.server(req)
-            guard let fi, case .directory(let listing)? = server.handles.get(fi.pointee.fh) else {
-                fuse_reply_err(req, EBADF)
-                return
-            }
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
-            var used = 0
-            var index = Int(max(offset, 0))
-            while index < listing.count {
-                let item = listing[index]
+            FUSEServer.replyListing(req, fi, size, offset) { item, buffer, room, next in
                 var entry = fuse_entry_param()
-                if let node = item.node {
-                    // Sized first with a number that is not yet counted; counted once it fits.
-                    let provisional = server.inodes.number(of: node) ?? item.ino
-                    entry.attr = server.attributes(node, provisional)
-                    entry.attr_timeout = cacheSeconds
-                    entry.entry_timeout = cacheSeconds
-                    entry.ino = provisional
-                    guard fuse_add_direntry_plus(req, nil, 0, item.name, &entry, 0) <= size - used else { break }
+                if buffer != nil, let node = item.node {
                     entry.ino = server.inodes.lookedUp(node)
                     entry.attr = server.attributes(node, entry.ino)
+                    entry.attr_timeout = cacheSeconds
+                    entry.entry_timeout = cacheSeconds
                 } else {
                     entry.attr.st_ino = UInt(item.ino)
                     entry.attr.st_mode = S_IFDIR
                 }
-                let needed = fuse_add_direntry_plus(req, buffer + used, size - used, item.name, &entry, off_t(index + 1))
-                guard needed <= size - used else { break }
-                used += needed
-                index += 1
+                return fuse_add_direntry_plus(req, buffer, room, item.name, &entry, next)
             }
-            fuse_reply_buf(req, buffer, used)
         }
         ops.releasedir = { req, _, fi in
             if let fi { FUSEServer.server(req).handles.release(fi.pointee.fh) }

@@ -4,10 +4,12 @@ import ControlFS
 import Synchronization
 
 enum Handle {
+    /// A directory entry as opendir saw it; `node` is nil for "." and "..".
+    typealias Entry = (name: String, isDirectory: Bool, ino: UInt64, node: (any ControlNode)?)
+
     case file(ControlAttribute, snapshot: [UInt8])
     case block(ControlBlockFile)
-    /// A listing as opendir saw it; `node` is nil for "." and "..".
-    case directory([(name: String, isDirectory: Bool, ino: UInt64, node: (any ControlNode)?)])
+    case directory([Entry])
 }
 
 final class HandleTable: Sendable {
