@@ -32,20 +32,19 @@ final class BlockQueue: Sendable {
     let store: any BackingStore
     let limits: BlockLimits
     let stats = IOStats()
-    /// The driver, held weakly: it owns the queue.
-    private let executeCommand: @Sendable (BlockCommand, UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) -> Void
+    /// The driver owns the queue.
+    private weak let driver: (any BlockDriver)?
     private let gate = Mutex((dying: false, inflight: 0))
     /// Spare request buffers for callers that come and go (disk reads and writes).
     private let spare = Mutex<[UnsafeSendable<RequestBuffer>]>([])
 
     var capacity: Int { store.capacity }
 
-    init(device: Device, store: any BackingStore, limits: BlockLimits,
-         execute: @escaping @Sendable (BlockCommand, UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) -> Void) {
+    init(device: Device, store: any BackingStore, limits: BlockLimits, driver: any BlockDriver) {
         self.device = device
         self.store = store
         self.limits = limits
-        self.executeCommand = execute
+        self.driver = driver
     }
 
     // MARK: - Entering and freezing
@@ -104,7 +103,8 @@ final class BlockQueue: Sendable {
         defer { device.unmapSG(list, direction) }
         var bounced = 0
         for entry in list where entry.dmaAddress != entry.phys { bounced += entry.length }
-        try executeCommand(BlockCommand(write: write, lba: lba, sectors: buffer.length / BlockLimits.sectorSize), list)
+        guard let driver else { throw .operationNotSupportedByDevice }
+        try driver.execute(BlockCommand(write: write, lba: lba, sectors: buffer.length / BlockLimits.sectorSize), list)
         return bounced
     }
 

@@ -29,7 +29,6 @@ final class RequestBuffer {
     private(set) var pageOffset = 0
     private(set) var length = 0
     let scatterList: UnsafeMutableBufferPointer<ScatterEntry>
-    private(set) var segments = 0
 
     init(ram: PhysicalMemory, limits: BlockLimits) {
         self.ram = ram
@@ -74,7 +73,6 @@ final class RequestBuffer {
     func release() {
         for i in 0..<blockCount { ram.freePages(blocks[i].phys, order: blocks[i].order) }
         blockCount = 0
-        segments = 0
         length = 0
     }
 
@@ -116,7 +114,6 @@ final class RequestBuffer {
                 remaining -= n
             }
         }
-        segments = count
         return count
     }
 

@@ -102,9 +102,7 @@ final class MPT3SASDriver: BlockDriver {
             guard value == "per_queue" || value == "chunks" else { throw .invalidArgument }
             state.withLock { $0.replyPostFreePerQueue = value == "per_queue" }
         default:
-            var disk = state.withLock { $0.disk }
-            guard try disk.set(name, value) else { throw .invalidArgument }
-            state.withLock { $0.disk = disk }
+            try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }
         }
     }
 
@@ -159,10 +157,7 @@ final class MPT3SASDriver: BlockDriver {
         let limits = BlockLimits(
             maxSegments: p.maxSGLEntries, maxSegmentSize: 65536,
             maxTransfer: min(32767 * BlockLimits.sectorSize, device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize))
-        let queue = BlockQueue(device: device, store: store, limits: limits) { [weak self] command, list throws(Errno) in
-            guard let self else { throw .operationNotSupportedByDevice }
-            try self.execute(command, list)
-        }
+        let queue = BlockQueue(device: device, store: store, limits: limits, driver: self)
         adapter.withLock {
             $0 = Adapter(queue: queue, controller: controller, requestFrames: requestFrames.cpu, chains: Array(chains),
                          chainsPerIO: sizes.chainsPerIO, chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth)

@@ -71,9 +71,7 @@ final class NVMeDriver: BlockDriver {
             guard depth >= 2 else { throw .invalidArgument }
             state.withLock { $0.ioQueueDepth = depth }
         default:
-            var disk = state.withLock { $0.disk }
-            guard try disk.set(name, value) else { throw .invalidArgument }
-            state.withLock { $0.disk = disk }
+            try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }
         }
     }
 
@@ -95,10 +93,7 @@ final class NVMeDriver: BlockDriver {
         let limits = BlockLimits(
             maxSegments: Self.maxSegments, maxSegmentSize: Int(UInt32.max),
             maxTransfer: min(Self.maxTransfer, mapping))
-        let queue = BlockQueue(device: device, store: store, limits: limits) { [weak self] command, list throws(Errno) in
-            guard let self else { throw .operationNotSupportedByDevice }
-            try self.execute(command, list)
-        }
+        let queue = BlockQueue(device: device, store: store, limits: limits, driver: self)
         controller.withLock {
             $0 = Controller(queue: queue, emulated: emulated, submissionQueue: submission!.cpu, pagePool: pagePool,
                             smallPool: smallPool, sglThreshold: p.sglThreshold, depth: p.ioQueueDepth)
