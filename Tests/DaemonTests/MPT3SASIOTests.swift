@@ -2,6 +2,7 @@ import ControlFS
 import DMA
 @testable import Daemon
 import Foundation
+import Synchronization
 import SystemPackage
 import Testing
 
@@ -150,6 +151,31 @@ struct SGE: Equatable, CustomStringConvertible {
         #expect(throws: Errno.invalidArgument) { try machine.write("devices/hba0/io", "write 2M") }
         try machine.write("devices/hba0/io", "verify 1M")
         #expect(try machine.read("kmsg").contains("exceeds the queue limits"))
+    }
+
+    @Test func removeWaitsForIOInFlight() throws {
+        let machine = try smallMachine(ram: 1 << 30)
+        let free = machine.ram.freePages
+        try machine.write("control/add_device", "mpt3sas hba0 hba_queue_depth=512 capacity=64M")
+        let outcome = Mutex<Errno??>(nil)
+        let io = Thread {
+            do throws(Errno) {
+                try machine.write("devices/hba0/io", "verify 65536 count=2000 threads=2 random")
+                outcome.withLock { $0 = .some(nil) }
+            } catch {
+                outcome.withLock { $0 = .some(error) }
+            }
+        }
+        io.start()
+        usleep(50_000)
+        let stillRunning = outcome.withLock { $0 == nil }
+        try machine.write("devices/hba0/state", "remove")
+        #expect(stillRunning)
+        for _ in 0..<1000 where outcome.withLock({ $0 == nil }) { usleep(1000) }
+        // The whole run finished (every transfer verified) before the pools went; then
+        // every page came back.
+        #expect(outcome.withLock { $0 } == .some(nil))
+        #expect(machine.ram.freePages == free)
     }
 
     @Test func ioToARemovedHBAIsENODEV() throws {
