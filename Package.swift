@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // dmaemu: the kernel's DMA memory machinery as Swift engines. Modules depend downward only
-// (see ../shared/DESIGN.md): PhysicalMemory <- SWIOTLB <- DMA <- DMAPool <- dmaemu-bench.
+// (see ../shared/DESIGN.md): PhysicalMemory <- SWIOTLB <- DMA <- DMAPool <- dmaemu-bench,
+// PhysicalMemory <- Mempool.
 import PackageDescription
 
 let package = Package(
@@ -10,6 +11,7 @@ let package = Package(
         .library(name: "SWIOTLB", targets: ["SWIOTLB"]),
         .library(name: "DMA", targets: ["DMA"]),
         .library(name: "DMAPool", targets: ["DMAPool"]),
+        .library(name: "Mempool", targets: ["Mempool"]),
         .library(name: "ControlFS", targets: ["ControlFS"]),
         .library(name: "FUSE", targets: ["FUSE"]),
         .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
@@ -21,12 +23,14 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         .target(name: "PhysicalMemory"),
         .target(name: "SWIOTLB", dependencies: ["PhysicalMemory"]),
         .target(name: "DMA", dependencies: ["SWIOTLB", "PhysicalMemory"]),
         .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory"]),
+        .target(name: "Mempool", dependencies: ["PhysicalMemory"]),
         .executableTarget(
             name: "dmaemu-bench",
             dependencies: [
@@ -42,8 +46,10 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "FUSE", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory",
+                "FUSE", "ControlFS", "DMAPool", "Mempool", "DMA", "SWIOTLB", "PhysicalMemory",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -62,6 +68,7 @@ let package = Package(
             name: "FUSETests",
             dependencies: ["FUSE", "ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+        .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory"]),
         .testTarget(
             name: "ControlFSTests",
             dependencies: ["ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
