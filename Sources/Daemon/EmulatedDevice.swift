@@ -15,6 +15,8 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
     let driverInstance: any Driver
     public let directory = ControlDirectory()
     private let poolsDirectory: ControlDirectory
+    /// The machine the device is in (a stacked driver finds its lower device there).
+    weak var machine: Machine?
 
     struct State {
         var bound = false
@@ -24,6 +26,8 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         var pools: [String: HeldPool] = [:]
         var probeMicroseconds: Int?
         var removeMicroseconds: Int?
+        /// Stacked devices using this one (bd_holders): remove is EBUSY while any do.
+        var holders: Set<String> = []
     }
 
     private let state: Mutex<State>
@@ -52,7 +56,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
             return (state.algorithm, state.debug)
         }
         device.driverName = driver
-        let context = ProbeContext(device: device, algorithm: algorithm, debug: debug) { [self] pool in add(pool, ownedByDriver: true) }
+        let context = ProbeContext(device: device, emulated: self, algorithm: algorithm, debug: debug) { [self] pool in add(pool, ownedByDriver: true) }
         do throws(Errno) {
             try driverInstance.probe(context)
         } catch {
@@ -71,6 +75,10 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         let start = ContinuousClock.now
         try state.withLock { (state) throws(Errno) in
             guard state.bound, !state.removing else { throw .operationNotSupportedByDevice }
+            if let holder = state.holders.sorted().first {
+                device.err("in use by \(holder)")
+                throw .resourceBusy
+            }
             state.removing = true
         }
         driverInstance.stop()
@@ -99,6 +107,20 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
             $0.removeMicroseconds = micros
         }
     }
+
+    // MARK: - Holders
+
+    /// bd_link_disk_holder(): `holder` stacks on this device. ENODEV unless bound.
+    func hold(by holder: String) throws(Errno) {
+        try state.withLock { (state) throws(Errno) in
+            guard state.bound, !state.removing else { throw .operationNotSupportedByDevice }
+            state.holders.insert(holder)
+        }
+    }
+
+    func release(holder: String) { _ = state.withLock { $0.holders.remove(holder) } }
+
+    var holders: Set<String> { state.withLock { $0.holders } }
 
     // MARK: - Pools
 
@@ -236,9 +258,10 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         let blockDriver = driverInstance as? any BlockDriver
         directory.add("stats", ControlAttribute(show: { [self] in
             let (probe, remove) = state.withLock { ($0.probeMicroseconds, $0.removeMicroseconds) }
-            return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n" + (blockDriver?.queue?.stats.text ?? "")
+            return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n" + (blockDriver?.queue?.stats.text ?? "") + driverInstance.statsText
         }))
         if let blockDriver { addBlockFiles(blockDriver) }
+        driverInstance.addFiles(to: directory)
         directory.add("create_pool", ControlAttribute(store: { [self] text throws(Errno) in try createPool(text) }))
         directory.add("destroy_pool", ControlAttribute(store: { [self] text throws(Errno) in try destroyPool(text) }))
     }

@@ -29,6 +29,8 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
     public let root = ControlDirectory()
     private let devicesDirectory: ControlDirectory
     private let devices = Mutex<[String: EmulatedDevice]>([:])
+    /// The machine's dm-crypt targets, which share 2% of its RAM.
+    let dmCryptClients: DMCryptClients
 
     /// The most devices one machine holds.
     public static let maxDevices = 4096
@@ -41,6 +43,8 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
             throw .memory(error)
         }
         swiotlb = IOTLBMem(ram: ram, config: config.swiotlb)
+        let memory = ram
+        dmCryptClients = DMCryptClients(totalPages: ZoneKind.allCases.reduce(0) { $0 + memory.managedPages(in: $1) })
         var restricted: [String: IOTLBMem] = [:]
         for pool in config.restrictedPools {
             guard let mem = IOTLBMem(restricted: pool.name, bytes: pool.bytes, ram: ram) else {
@@ -88,10 +92,12 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
                 try driverInstance.setParameter(key, value)
             }
         }
+        let bus = type(of: driverInstance).bus
         let dma = Device(
-            name: name, machine: ram, swiotlb: mem, dmaDebug: config.dmaDebug,
+            name: name, machine: ram, bus: bus, swiotlb: bus == "pci" ? mem : nil, dmaDebug: config.dmaDebug,
             dmaMask: dmaBitMask(bits), coherentDMAMask: dmaBitMask(bits))
         let emulated = EmulatedDevice(driver: driverInstance, name: name, device: dma, algorithm: algorithm, debug: config.dmapoolDebug)
+        emulated.machine = self
         try devices.withLock { (devices) throws(Errno) in
             guard devices[name] == nil else { throw .fileExists }
             guard devices.count < Self.maxDevices else { throw .noMemory }
@@ -108,7 +114,15 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
 
     /// control/remove_device "<name>": removed (the driver unbound first).
     public func removeDevice(_ name: String) throws(Errno) {
-        guard let emulated = devices.withLock({ $0.removeValue(forKey: name) }) else { throw .operationNotSupportedByDevice }
+        let emulated = try devices.withLock { (devices) throws(Errno) -> EmulatedDevice in
+            guard let emulated = devices[name] else { throw .operationNotSupportedByDevice }
+            if let holder = emulated.holders.sorted().first {
+                emulated.device.err("in use by \(holder)")
+                throw .resourceBusy
+            }
+            devices[name] = nil
+            return emulated
+        }
         if emulated.isBound { try? emulated.remove() }
         devicesDirectory.remove(name)
     }

@@ -18,13 +18,27 @@ struct BlockCommand {
     var bytes: Int { sectors * BlockLimits.sectorSize }
 }
 
-/// A driver that moves data: its queue limits and its command path.
+/// A driver with a disk: its queue and what it does with one request.
 protocol BlockDriver: Driver {
     /// The queue the last probe set up; nil while unbound.
     var queue: BlockQueue? { get }
+    /// queue_rq (or a device-mapper target's map): carries out one request over the
+    /// buffer's pages. Returns the bytes that went through bounce buffers.
+    func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int
+}
+
+/// A driver of a device that does DMA: requests are mapped for it and handed over as
+/// commands over scatter lists.
+protocol DMABlockDriver: BlockDriver {
     /// Builds the command's descriptors for the mapped list, has the emulated controller
     /// run it, and completes it. EIO when the controller fails it.
     func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno)
+}
+
+extension DMABlockDriver {
+    func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int {
+        try queue.mapAndExecute(buffer, lba: lba, write: write, driver: self)
+    }
 }
 
 final class BlockQueue: Sendable {
@@ -82,10 +96,16 @@ final class BlockQueue: Sendable {
     /// How long a request whose mapping fails (swiotlb full) is requeued before it fails.
     static let requeueLimit = Duration.seconds(2)
 
-    /// One request over the buffer's pages: map, execute, unmap. Returns the bytes that
+    /// One request over the buffer's pages, through the driver. Returns the bytes that
     /// went through bounce buffers.
     @discardableResult
     func submit(_ buffer: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Int {
+        guard let driver else { throw .operationNotSupportedByDevice }
+        return try driver.queueRequest(buffer, lba: lba, write: write, on: self)
+    }
+
+    /// A DMA driver's request: map, execute, unmap.
+    func mapAndExecute(_ buffer: RequestBuffer, lba: Int, write: Bool, driver: some DMABlockDriver) throws(Errno) -> Int {
         guard let segments = buffer.mapScatterList() else { throw .invalidArgument }
         let list = UnsafeMutableBufferPointer(rebasing: buffer.scatterList[0..<segments])
         let direction: DMADirection = write ? .toDevice : .fromDevice
@@ -103,7 +123,6 @@ final class BlockQueue: Sendable {
         defer { device.unmapSG(list, direction) }
         var bounced = 0
         for entry in list where entry.dmaAddress != entry.phys { bounced += entry.length }
-        guard let driver else { throw .operationNotSupportedByDevice }
         try driver.execute(BlockCommand(write: write, lba: lba, sectors: buffer.length / BlockLimits.sectorSize), list)
         return bounced
     }

@@ -28,6 +28,8 @@ final class RequestBuffer {
     /// Offset of byte 0 of the data in the first block.
     private(set) var pageOffset = 0
     private(set) var length = 0
+    /// The pages are someone else's (a stacked driver's bio): release() forgets them.
+    private var borrowed = false
     let scatterList: UnsafeMutableBufferPointer<ScatterEntry>
 
     init(ram: PhysicalMemory, limits: BlockLimits) {
@@ -71,9 +73,46 @@ final class RequestBuffer {
     }
 
     func release() {
-        for i in 0..<blockCount { ram.freePages(blocks[i].phys, order: blocks[i].order) }
+        if !borrowed {
+            for i in 0..<blockCount { ram.freePages(blocks[i].phys, order: blocks[i].order) }
+        }
+        borrowed = false
         blockCount = 0
         length = 0
+    }
+
+    /// The buffer's blocks, for a stacked driver that passes them on.
+    func block(_ i: Int) -> (phys: PhysAddr, order: Int) { blocks[i] }
+
+    /// Describes bytes [start, start + count) of `source` (a piece of another request,
+    /// as a split bio shares its parent's pages) without taking pages of its own.
+    func borrow(from source: RequestBuffer, start: Int, count: Int) {
+        release()
+        borrowed = true
+        var position = -source.pageOffset  // buffer offset of the current block's first byte
+        for i in 0..<source.blockCount {
+            let size = PhysicalMemory.pageSize << source.blocks[i].order
+            if position + size > start && position < start + count {
+                if blockCount == 0 { pageOffset = start - position }
+                blocks[blockCount] = source.blocks[i]
+                blockCount += 1
+            }
+            position += size
+        }
+        length = count
+    }
+
+    /// Describes pages a stacked driver allocated (its out bio), data from the first
+    /// page's start; they stay the caller's.
+    func borrow(blocks list: UnsafeBufferPointer<(phys: PhysAddr, order: Int)>, length: Int) {
+        release()
+        borrowed = true
+        for block in list {
+            blocks[blockCount] = block
+            blockCount += 1
+        }
+        pageOffset = 0
+        self.length = length
     }
 
     /// blk_rq_map_sg(): the scatter list, or nil when it needs more than max_segments.

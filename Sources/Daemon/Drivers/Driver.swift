@@ -2,12 +2,15 @@
 // remove gives everything back (the device frees held pool blocks in allocation order and
 // destroys the pools). Parameters are the driver's module parameters, settable while
 // the device is unbound.
+import ControlFS
 import DMA
 import DMAPool
 import SystemPackage
 
 protocol Driver: AnyObject, Sendable {
     static var name: String { get }
+    /// The bus its devices sit on: "pci", or "virtual" for device-mapper targets.
+    static var bus: String { get }
     /// Parameter names with their current values, in the order params/ lists them.
     var parameters: [(name: String, value: String)] { get }
     /// Sets a parameter; EINVAL for an unknown name or a bad value.
@@ -19,15 +22,24 @@ protocol Driver: AnyObject, Sendable {
     func stop()
     /// Frees what probe took outside pools (coherent buffers).
     func remove(_ device: Device)
+    /// Lines of the driver's own for the device's `stats`.
+    var statsText: String { get }
+    /// Files of the driver's own in the device's directory, made with the device.
+    func addFiles(to directory: ControlDirectory)
 }
 
 extension Driver {
+    static var bus: String { "pci" }
     func stop() {}
+    var statsText: String { "" }
+    func addFiles(to directory: ControlDirectory) {}
 }
 
 /// What probe may do to its device: make pools (held and listed under dma_pools/).
 struct ProbeContext {
     let device: Device
+    /// The device being probed, and through it the machine (a stacked driver's lower device).
+    let emulated: EmulatedDevice
     let algorithm: DMAPoolAlgorithm
     let debug: Bool
     /// Holds a pool the driver made (the driver's: not destroyable by hand).
@@ -55,13 +67,14 @@ final class GenericDriver: Driver {
 
 /// The drivers dmaemu knows, by name.
 enum Drivers {
-    static let names = [GenericDriver.name, MPT3SASDriver.name, NVMeDriver.name]
+    static let names = [GenericDriver.name, MPT3SASDriver.name, NVMeDriver.name, DMCryptDriver.name]
 
     static func make(_ name: String) -> (any Driver)? {
         switch name {
         case GenericDriver.name: GenericDriver()
         case MPT3SASDriver.name: MPT3SASDriver()
         case NVMeDriver.name: NVMeDriver()
+        case DMCryptDriver.name: DMCryptDriver()
         default: nil
         }
     }

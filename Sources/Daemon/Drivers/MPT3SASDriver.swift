@@ -12,7 +12,7 @@ import DMA
 import Synchronization
 import SystemPackage
 
-final class MPT3SASDriver: BlockDriver {
+final class MPT3SASDriver: DMABlockDriver {
     static let name = "mpt3sas"
 
     struct Parameters {

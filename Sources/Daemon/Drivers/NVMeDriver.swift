@@ -9,7 +9,7 @@ import DMAPool
 import Synchronization
 import SystemPackage
 
-final class NVMeDriver: BlockDriver {
+final class NVMeDriver: DMABlockDriver {
     static let name = "nvme"
 
     struct Parameters {

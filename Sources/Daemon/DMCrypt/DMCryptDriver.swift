@@ -1,0 +1,276 @@
+// A dm-crypt target stacked on another device's disk: dm-N maps sector s to sector s of
+// the lower device, encrypting writes into a freshly allocated "out" bio (whose pages come
+// from the page pool as page_alloc says) and decrypting reads in place after the lower
+// device has filled the caller's pages. Sector s is encrypted with IV s (plain64).
+//
+//   add_device "dm-crypt dm-0 lower=<device> key=<hex> [cipher=aes-xts-plain64]
+//               [page_alloc=single|bulk|compound]"
+import ControlFS
+import DMA
+import Mempool
+import PhysicalMemory
+import Synchronization
+import SystemPackage
+
+final class DMCryptDriver: BlockDriver {
+    static let name = "dm-crypt"
+    static let bus = "virtual"
+    static let ciphers = ["aes-xts-plain64"]
+    /// The largest bio dm-crypt encrypts at once (crypt_map splits writes there).
+    static let maxIO = CryptPageAllocator.bioMaxVecs * PhysicalMemory.pageSize
+
+    private struct Settings {
+        var lower = ""
+        var key: [UInt8] = []
+        var cipher = DMCryptDriver.ciphers[0]
+        var pageAlloc = CryptPageAlloc.single
+    }
+
+    /// What probe set up.
+    private final class Target: Sendable {
+        let minor: Int
+        let queue: BlockQueue
+        let lower: EmulatedDevice
+        let lowerQueue: BlockQueue
+        let cipher: AESXTS
+        let pages: CryptPageAllocator
+        let clients: DMCryptClients
+        /// Per-request scratch, reused: a request allocates nothing on the heap.
+        let contexts = Mutex<[UnsafeSendable<CryptContext>]>([])
+
+        init(minor: Int, queue: BlockQueue, lower: EmulatedDevice, lowerQueue: BlockQueue, cipher: AESXTS,
+             pages: CryptPageAllocator, clients: DMCryptClients) {
+            self.minor = minor
+            self.queue = queue
+            self.lower = lower
+            self.lowerQueue = lowerQueue
+            self.cipher = cipher
+            self.pages = pages
+            self.clients = clients
+        }
+    }
+
+    private let settings = Mutex(Settings())
+    private let target = Mutex<Target?>(nil)
+
+    var queue: BlockQueue? { target.withLock { $0?.queue } }
+
+    var parameters: [(name: String, value: String)] {
+        settings.withLock { s in
+            // The key is not shown back (dmsetup shows it only when asked, to root).
+            [("lower", s.lower), ("key", s.key.isEmpty ? "" : "<\(s.key.count * 8)-bit key>"),
+             ("cipher", s.cipher), ("page_alloc", s.pageAlloc.rawValue)]
+        }
+    }
+
+    func setParameter(_ name: String, _ value: String) throws(Errno) {
+        switch name {
+        case "lower":
+            guard !value.isEmpty, !value.contains("/") else { throw .invalidArgument }
+            settings.withLock { $0.lower = value }
+        case "key":
+            let key = try Self.hexBytes(value)
+            _ = try AESXTS(key: key)
+            settings.withLock { $0.key = key }
+        case "cipher":
+            guard Self.ciphers.contains(value) else { throw .invalidArgument }
+            settings.withLock { $0.cipher = value }
+        case "page_alloc":
+            guard let mode = CryptPageAlloc(rawValue: value) else { throw .invalidArgument }
+            settings.withLock { $0.pageAlloc = mode }
+        default:
+            throw .invalidArgument
+        }
+    }
+
+    static func hexBytes(_ text: String) throws(Errno) -> [UInt8] {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0, !digits.isEmpty else { throw .invalidArgument }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[i..<(i + 2)], as: UTF8.self), radix: 16) else { throw .invalidArgument }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+
+    // MARK: - Probe and remove (crypt_ctr / crypt_dtr)
+
+    func probe(_ context: ProbeContext) throws(Errno) {
+        let device = context.device
+        let log = device.machine.log
+        let name = device.name
+        guard name.hasPrefix("dm-"), let minor = Int(name.dropFirst(3)), String(minor) == name.dropFirst(3) else {
+            log.printk(.err, "device-mapper: ioctl: \(name): dm devices are named dm-<minor>")
+            throw .invalidArgument
+        }
+        let fail = { (error: String, errno: Errno) -> Errno in
+            log.printk(.err, "device-mapper: table: 253:\(minor): crypt: \(error) (-\(Self.errnoName(errno)))")
+            return errno
+        }
+        let s = settings.withLock { $0 }
+        guard let cipher = try? AESXTS(key: s.key) else { throw fail("Error decoding and setting key", .invalidArgument) }
+        guard s.lower != name, let machine = context.emulated.machine, let lower = machine.device(s.lower),
+              let lowerQueue = (lower.driverInstance as? any BlockDriver)?.queue
+        else { throw fail("Device lookup failed", .operationNotSupportedByDevice) }
+        do { try lower.hold(by: name) } catch { throw fail("Device lookup failed", .operationNotSupportedByDevice) }
+        let clients = machine.dmCryptClients
+        clients.add()
+        let pages: CryptPageAllocator
+        do {
+            pages = try CryptPageAllocator(ram: device.machine, mode: s.pageAlloc, clients: clients)
+        } catch {
+            clients.remove()
+            lower.release(holder: name)
+            throw fail("Cannot allocate page mempool", .noMemory)
+        }
+        let limits = BlockLimits(maxSegments: CryptPageAllocator.bioMaxVecs, maxSegmentSize: Self.maxIO, maxTransfer: Self.maxIO)
+        let queue = BlockQueue(device: device, store: lowerQueue.store, limits: limits, driver: self)
+        target.withLock {
+            $0 = Target(minor: minor, queue: queue, lower: lower, lowerQueue: lowerQueue, cipher: cipher, pages: pages, clients: clients)
+        }
+    }
+
+    func stop() { queue?.freeze() }
+
+    func remove(_ device: Device) {
+        guard let target = target.withLock({ $0.take() }) else { return }
+        target.contexts.withLock { contexts in
+            for context in contexts { context.value.deallocate() }
+            contexts.removeAll()
+        }
+        target.pages.destroy { device.machine.log.printk(.warning, "device-mapper: crypt: \(device.name): \($0)") }
+        target.clients.remove()
+        target.lower.release(holder: device.name)
+    }
+
+    private static func errnoName(_ errno: Errno) -> String {
+        switch errno {
+        case .invalidArgument: "EINVAL"
+        case .noMemory: "ENOMEM"
+        default: "ENODEV"
+        }
+    }
+
+    // MARK: - I/O (crypt_map, kcryptd_crypt_write_convert, kcryptd_crypt_read_convert)
+
+    func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int {
+        guard let target = target.withLock({ $0 }) else { throw .operationNotSupportedByDevice }
+        let context = target.contexts.withLock { $0.popLast()?.value }
+            ?? CryptContext(ram: queue.device.machine, limits: queue.limits, lowerLimits: target.lowerQueue.limits)
+        defer { target.contexts.withLock { $0.append(UnsafeSendable(context)) } }
+        let length = buffer.length
+        let data = UnsafeMutableRawBufferPointer(rebasing: context.data[0..<length])
+        if write {
+            target.pages.allocBuffer(&context.bio, size: length)
+            defer { target.pages.freeBuffer(&context.bio) }
+            try buffer.withPieces(from: 0, count: length) { memory, at, count in
+                (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
+            }
+            try target.cipher.encrypt(data, sector: UInt64(lba), scratch: context.scratch)
+            var at = 0
+            for (phys, order) in context.bio.used {
+                let count = min(PhysicalMemory.pageSize << order, length - at)
+                queue.device.machine.virt(phys).copyMemory(from: data.baseAddress! + at, byteCount: count)
+                at += count
+            }
+            context.out.borrow(blocks: context.bio.used, length: length)
+            defer { context.out.release() }
+            return try submitToLower(target, context, context.out, lba: lba, write: true)
+        }
+        let bounced = try submitToLower(target, context, buffer, lba: lba, write: false)
+        try buffer.withPieces(from: 0, count: length) { memory, at, count in
+            (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
+        }
+        try target.cipher.decrypt(data, sector: UInt64(lba), scratch: context.scratch)
+        try buffer.withPieces(from: 0, count: length) { memory, at, count in
+            memory.copyMemory(from: data.baseAddress! + at, byteCount: count)
+        }
+        return bounced
+    }
+
+    /// The clone goes to the lower device, split to what its queue carries in one request
+    /// (bio_split_to_limits()); the pieces share the clone's pages.
+    private func submitToLower(_ target: Target, _ context: CryptContext, _ source: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Int {
+        let lower = target.lowerQueue
+        let chunk = lower.chunkLimit
+        let length = source.length
+        return try lower.enter { () throws(Errno) -> Int in
+            var done = 0, bounced = 0, ios = 0
+            defer { context.piece.release() }
+            do throws(Errno) {
+                while done < length {
+                    let count = min(chunk, length - done)
+                    context.piece.borrow(from: source, start: done, count: count)
+                    bounced += try lower.submit(context.piece, lba: lba + done / BlockLimits.sectorSize, write: write)
+                    ios += 1
+                    done += count
+                }
+            } catch {
+                lower.stats.account(ios: ios, bytes: done, bounced: bounced, errors: 1)
+                throw error
+            }
+            lower.stats.account(ios: ios, bytes: done, bounced: bounced, errors: 0)
+            return bounced
+        }
+    }
+
+    // MARK: - What the directory shows
+
+    var statsText: String {
+        guard let target = target.withLock({ $0 }) else { return "" }
+        let pages = target.pages
+        let bios = pages.bios.load(ordering: .relaxed)
+        let nanoseconds = pages.allocNanoseconds.load(ordering: .relaxed)
+        let perBio = bios == 0 ? 0 : Double(nanoseconds) / Double(bios) / 1000
+        return """
+            page_alloc \(pages.mode.rawValue)
+            n_allocated_pages \(pages.allocatedPages)
+            pages_per_client \(target.clients.pagesPerClient.load(ordering: .relaxed))
+            alloc_bios \(bios)
+            alloc_us_per_bio \((perBio * 10).rounded() / 10)
+            compound_blocks \(pages.compoundBlocks.load(ordering: .relaxed))
+
+            """
+    }
+
+    func addFiles(to directory: ControlDirectory) {
+        directory.add("mempool", ControlAttribute(show: { [self] () throws(Errno) in
+            guard let pool = target.withLock({ $0?.pages.pool }) else { throw .operationNotSupportedByDevice }
+            let c = pool.statistics
+            return """
+                pool page_pool
+                min_nr \(pool.minimum)
+                curr_nr \(pool.current)
+                alloc_total \(c.allocated)
+                alloc_from_reserve \(c.fromReserve)
+                alloc_waits \(c.waits)
+                alloc_failed \(c.failed)
+                free_to_reserve \(c.refilled)
+
+                """
+        }))
+    }
+}
+
+/// One request's working memory: the data being converted, the cipher's scratch, the
+/// out bio's page list, and the request descriptions handed to the lower queue.
+final class CryptContext {
+    let data: UnsafeMutableRawBufferPointer
+    let scratch: AESXTS.Scratch
+    var bio = CryptBio()
+    let out: RequestBuffer
+    let piece: RequestBuffer
+
+    init(ram: PhysicalMemory, limits: BlockLimits, lowerLimits: BlockLimits) {
+        data = .allocate(byteCount: DMCryptDriver.maxIO, alignment: 16)
+        scratch = AESXTS.Scratch(bytes: DMCryptDriver.maxIO)
+        out = RequestBuffer(ram: ram, limits: limits)
+        piece = RequestBuffer(ram: ram, limits: lowerLimits)
+    }
+
+    func deallocate() {
+        data.deallocate()
+        bio.deallocate()
+    }
+}

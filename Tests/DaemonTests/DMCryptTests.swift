@@ -1,0 +1,212 @@
+import ControlFS
+@testable import Daemon
+import Foundation
+import Mempool
+import PhysicalMemory
+import SystemPackage
+import Testing
+
+let cryptKey = (0..<64).map { String(format: "%02x", ($0 * 37 + 11) & 0xff) }.joined()
+
+func cryptMachine(_ mode: String = "single", capacity: String = "8M") throws -> Machine {
+    let machine = try smallMachine()
+    try machine.write("control/add_device", "nvme nvme0 capacity=\(capacity)")
+    try machine.write("control/add_device", "dm-crypt dm-0 lower=nvme0 key=\(cryptKey) page_alloc=\(mode)")
+    return machine
+}
+
+func disk(_ machine: Machine, _ name: String) throws -> ControlBlockFile {
+    try #require(machine.root.node(at: "devices/\(name)/disk") as? ControlBlockFile)
+}
+
+@Suite struct DMCryptTests {
+    /// Written through dm-0 at an odd offset, read raw from the lower disk, decrypted by
+    /// Python's `cryptography` (OpenSSL's AES-XTS) sector by sector with tweak = sector.
+    @Test(arguments: ["single", "bulk", "compound"])
+    func theLowerDiskDecryptsWithAStandardXTS(mode: String) throws {
+        let machine = try cryptMachine(mode)
+        let offset = 7 * 512, count = (1 << 20) + 3 * 4096 + 1000
+        let plain = (0..<count).map { DataPattern.byte(9, at: $0) }
+        let upper = try disk(machine, "dm-0"), lower = try disk(machine, "nvme0")
+        #expect(try plain.withUnsafeBytes { buffer throws(Errno) in try upper.write(buffer, offset) } == count)
+        var raw = [UInt8](repeating: 0, count: count)
+        _ = try raw.withUnsafeMutableBytes { buffer throws(Errno) in try lower.read(buffer, offset) }
+        #expect(raw != plain)
+        var back = [UInt8](repeating: 0, count: count)
+        _ = try back.withUnsafeMutableBytes { buffer throws(Errno) in try upper.read(buffer, offset) }
+        #expect(back == plain)
+
+        // The whole sectors around the range, as Python gets them.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dmcrypt-\(mode)-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = offset / 512, end = (offset + count + 511) / 512
+        var sectors = [UInt8](repeating: 0, count: (end - first) * 512)
+        _ = try sectors.withUnsafeMutableBytes { buffer throws(Errno) in try lower.read(buffer, first * 512) }
+        try Data(sectors).write(to: directory.appendingPathComponent("raw"))
+        try Data(plain).write(to: directory.appendingPathComponent("plain"))
+        let script = """
+            import sys
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+            key = bytes.fromhex('\(cryptKey)')
+            raw = open('\(directory.path)/raw', 'rb').read()
+            plain = open('\(directory.path)/plain', 'rb').read()
+            out = b''
+            for i in range(len(raw) // 512):
+                tweak = (\(first) + i).to_bytes(16, 'little')
+                d = Cipher(algorithms.AES(key), modes.XTS(tweak)).decryptor()
+                out += d.update(raw[i * 512:(i + 1) * 512]) + d.finalize()
+            skip = \(offset - first * 512)
+            sys.exit(0 if out[skip:skip + len(plain)] == plain else 1)
+            """
+        try script.write(to: directory.appendingPathComponent("check.py"), atomically: true, encoding: .utf8)
+        let result = try shell("python3 \(directory.path)/check.py")
+        #expect(result.status == 0, "\(result.output)")
+    }
+
+    @Test(arguments: ["single", "bulk", "compound"])
+    func ioVerifiesThroughDmCrypt(mode: String) throws {
+        let machine = try cryptMachine(mode)
+        try machine.write("devices/dm-0/io", "verify 1M count=3 threads=2")
+        try machine.write("devices/dm-0/io", "verify 4096 count=16 random seed=5")
+        let stats = try machine.read("devices/dm-0/stats")
+        #expect(stats.contains("page_alloc \(mode)\n"))
+        #expect(stats.contains("alloc_bios 22\n"))  // 6 MiB writes and 16 small ones
+    }
+
+    /// Three 1 MiB writes at aligned offsets: 768 pages, and where each mode gets them.
+    @Test func whereEachModeGetsItsPages() throws {
+        let single = try cryptMachine("single")
+        try single.write("devices/dm-0/io", "write 1M count=3")
+        #expect(try single.read("devices/dm-0/mempool") == """
+            pool page_pool
+            min_nr 256
+            curr_nr 256
+            alloc_total 768
+            alloc_from_reserve 0
+            alloc_waits 0
+            alloc_failed 0
+            free_to_reserve 0
+
+            """)
+        #expect(try single.read("devices/dm-0/stats").contains("alloc_bios 3\nalloc_us_per_bio"))
+        #expect(try single.read("devices/dm-0/stats").contains("compound_blocks 0\n"))
+        // single: the reserve came from crypt_page_alloc and is counted.
+        #expect(try single.read("devices/dm-0/stats").contains("n_allocated_pages 256\n"))
+
+        let bulk = try cryptMachine("bulk")
+        try bulk.write("devices/dm-0/io", "write 1M count=3")
+        #expect(try bulk.read("devices/dm-0/mempool").contains("alloc_total 768\nalloc_from_reserve 0\n"))
+        // bulk: the reserve came from alloc_page() and is not.
+        #expect(try bulk.read("devices/dm-0/stats").contains("n_allocated_pages 0\n"))
+
+        // compound: one order-8 block (1 MiB) per bio, nothing from the mempool.
+        let compound = try cryptMachine("compound")
+        try compound.write("devices/dm-0/io", "write 1M count=3")
+        #expect(try compound.read("devices/dm-0/mempool").contains("alloc_total 0\n"))
+        #expect(try compound.read("devices/dm-0/stats").contains("compound_blocks 3\n"))
+    }
+
+    /// 1 GiB: 262143 managed pages (pfn 0 is reserved); 2% is 5242 pages for one client;
+    /// two share 2621 each, below the floor of BIO_MAX_VECS * 16 = 4096.
+    @Test func clientsShareTwoPercentOfRAM() throws {
+        let machine = try cryptMachine()
+        #expect(try machine.read("devices/dm-0/stats").contains("pages_per_client 5242\n"))
+        try machine.write("control/add_device", "nvme nvme1 capacity=4M")
+        try machine.write("control/add_device", "dm-crypt dm-1 lower=nvme1 key=\(cryptKey)")
+        #expect(try machine.read("devices/dm-0/stats").contains("pages_per_client 4096\n"))
+        try machine.write("control/remove_device", "dm-1")
+        #expect(try machine.read("devices/dm-0/stats").contains("pages_per_client 5242\n"))
+    }
+
+    @Test func theLowerDeviceIsHeldWhileDmCryptUsesIt() throws {
+        let machine = try cryptMachine()
+        #expect(throws: Errno.resourceBusy) { try machine.write("devices/nvme0/state", "remove") }
+        #expect(throws: Errno.resourceBusy) { try machine.write("control/remove_device", "nvme0") }
+        #expect(try machine.read("kmsg").contains("nvme nvme0: in use by dm-0\n"))
+        #expect(try machine.read("devices/nvme0/state") == "bound\n")
+        try machine.write("control/remove_device", "dm-0")
+        try machine.write("devices/nvme0/state", "remove")
+        // Every page went back: the target's reserve and the request pages.
+        #expect(machine.ram.freePages == (try smallMachine()).ram.freePages)
+    }
+
+    @Test func badTablesAreRefusedWithTheKernelsMessages() throws {
+        let machine = try cryptMachine()
+        let add = { (line: String) throws(Errno) in try machine.write("control/add_device", line) }
+        #expect(throws: Errno.invalidArgument) { try add("dm-crypt dm-1 lower=nvme0") }
+        #expect(throws: Errno.operationNotSupportedByDevice) { try add("dm-crypt dm-1 lower=nvme9 key=\(cryptKey)") }
+        #expect(throws: Errno.operationNotSupportedByDevice) { try add("dm-crypt dm-1 lower=dm-1 key=\(cryptKey)") }
+        #expect(throws: Errno.invalidArgument) { try add("dm-crypt dm-1 lower=nvme0 key=zz") }
+        #expect(throws: Errno.invalidArgument) { try add("dm-crypt dm-1 lower=nvme0 key=00112233") }
+        #expect(throws: Errno.invalidArgument) { try add("dm-crypt dm-1 lower=nvme0 key=\(cryptKey) cipher=aes-cbc-essiv:sha256") }
+        #expect(throws: Errno.invalidArgument) { try add("dm-crypt dm-1 lower=nvme0 key=\(cryptKey) page_alloc=slab") }
+        #expect(throws: Errno.invalidArgument) { try add("dm-crypt crypt0 lower=nvme0 key=\(cryptKey)") }
+        let kmsg = try machine.read("kmsg")
+        #expect(kmsg.contains("device-mapper: table: 253:1: crypt: Error decoding and setting key (-EINVAL)\n"))
+        #expect(kmsg.contains("device-mapper: table: 253:1: crypt: Device lookup failed (-ENODEV)\n"))
+        #expect(machine.device("dm-1") == nil && machine.device("crypt0") == nil)
+        #expect(machine.device("nvme0")?.holders == ["dm-0"])
+        #expect(try machine.read("devices/dm-0/params/key") == "<512-bit key>\n")
+    }
+}
+
+/// crypt_alloc_buffer() against the per-client cap: a 64 MiB machine's 2% is below the
+/// floor, so the cap is 4096 pages; what exceeds it comes from the reserve.
+@Suite struct CryptPageAllocatorTests {
+    func allocator(_ mode: CryptPageAlloc) throws -> (CryptPageAllocator, PhysicalMemory) {
+        let ram = try PhysicalMemory(size: 64 << 20)
+        let clients = DMCryptClients(totalPages: 16383)
+        clients.add()
+        #expect(clients.pagesPerClient.load(ordering: .relaxed) == 4096)
+        return (try CryptPageAllocator(ram: ram, mode: mode, clients: clients), ram)
+    }
+
+    /// Fills bios of 256 pages until `count`, returning them.
+    func bios(_ pages: CryptPageAllocator, _ count: Int) -> [CryptBio] {
+        (0..<count).map { _ in
+            var bio = CryptBio()
+            pages.allocBuffer(&bio, size: 1 << 20)
+            return bio
+        }
+    }
+
+    /// single: the reserve is counted (256), so 15 bios reach 4096 and the 16th is all
+    /// reserve; freeing refills the reserve and uncounts the 3840 allocator pages.
+    @Test func singlePagesStopAtTheCap() throws {
+        let (pages, _) = try allocator(.single)
+        #expect(pages.allocatedPages == 256)
+        var held = bios(pages, 16)
+        #expect(pages.allocatedPages == 4096)
+        #expect(pages.pool.statistics.fromReserve == 256)
+        #expect(pages.pool.current == 0)
+        for i in held.indices { pages.freeBuffer(&held[i]); held[i].deallocate() }
+        #expect(pages.pool.current == 256)
+        #expect(pages.allocatedPages == 256)
+    }
+
+    /// bulk: the reserve is not counted, so 16 bios reach the cap and the 17th is reserve.
+    @Test func bulkPagesStopAtTheCap() throws {
+        let (pages, _) = try allocator(.bulk)
+        #expect(pages.allocatedPages == 0)
+        var held = bios(pages, 17)
+        #expect(pages.allocatedPages == 4096)
+        #expect(pages.pool.statistics.fromReserve == 256)
+        for i in held.indices { pages.freeBuffer(&held[i]); held[i].deallocate() }
+        #expect(pages.pool.current == 256)
+    }
+
+    /// compound: 15 order-8 blocks take the count from 256 to 4096; the 16th bio may not
+    /// take any high-order block and gets single pages from the reserve.
+    @Test func compoundBlocksRespectTheCap() throws {
+        let (pages, ram) = try allocator(.compound)
+        let before = ram.freePages
+        var held = bios(pages, 16)
+        #expect(pages.compoundBlocks.load(ordering: .relaxed) == 15)
+        #expect(pages.allocatedPages == 4096)
+        #expect(pages.pool.statistics.fromReserve == 256)
+        #expect(held[15].count == 256 && held[0].count == 1 && held[0].blocks[0].order == 8)
+        for i in held.indices { pages.freeBuffer(&held[i]); held[i].deallocate() }
+        #expect(ram.freePages == before)
+    }
+}
