@@ -17,6 +17,9 @@ deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@# The dm-crypt test decrypts the lower disk with Python's cryptography (OpenSSL's AES-XTS).
+	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography || \
+	  { $(SUDO) apt-get install -y -q --no-install-recommends python3-cryptography; }
 
 # Config/dmaemu.toml compiled in (ConfigFileTests fails when the two differ).
 default-config:
@@ -65,6 +68,8 @@ bench: deps
 	SHARED=$(SHARED) BENCH_OUT=$(BENCH_OUT) scripts/bench-fuse.sh
 	.build/release/dmaemu-bench probe | tee $(BENCH_OUT)/probe.txt
 	.build/release/dmaemu-bench swiotlb-io --runs 10 | tee $(BENCH_OUT)/swiotlb-io.txt
+	.build/release/dmaemu-bench dmcrypt | tee $(BENCH_OUT)/dmcrypt.txt
+	.build/release/dmaemu-bench dmcrypt --cipher cipher_null-ecb | tee -a $(BENCH_OUT)/dmcrypt.txt
 
 clean:
 	rm -rf .build $(BENCH_OUT)

@@ -7,7 +7,7 @@ struct DMAEmuBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dmaemu-bench",
         abstract: "Reproduce the kernel mailing-list benchmarks on dmaemu's engines.",
-        subcommands: [MPT3SASBench.self, DMAPoolTestBench.self, MapBench.self, ProbeBench.self, SWIOTLBIOBench.self]
+        subcommands: [MPT3SASBench.self, DMAPoolTestBench.self, MapBench.self, ProbeBench.self, SWIOTLBIOBench.self, DMCryptBench.self]
     )
 }
 

@@ -64,6 +64,21 @@ func disk(_ machine: Machine, _ name: String) throws -> ControlBlockFile {
         #expect(result.status == 0, "\(result.output)")
     }
 
+    /// cipher_null-ecb (key "-"): the out bio carries the data unchanged.
+    @Test func theNullCipherWritesThePlainData() throws {
+        let machine = try smallMachine()
+        try machine.write("control/add_device", "nvme nvme0 capacity=4M")
+        #expect(throws: Errno.invalidArgument) {
+            try machine.write("control/add_device", "dm-crypt dm-0 lower=nvme0 cipher=cipher_null-ecb key=\(cryptKey)")
+        }
+        try machine.write("control/add_device", "dm-crypt dm-0 lower=nvme0 cipher=cipher_null-ecb key=- page_alloc=bulk")
+        try machine.write("devices/dm-0/io", "write 64K offset=4096 seed=4")
+        var raw = [UInt8](repeating: 0, count: 65536)
+        let lower = try disk(machine, "nvme0")
+        _ = try raw.withUnsafeMutableBytes { buffer throws(Errno) in try lower.read(buffer, 4096) }
+        #expect(raw.elementsEqual((4096..<(4096 + 65536)).map { DataPattern.byte(4, at: $0) }))
+    }
+
     @Test(arguments: ["single", "bulk", "compound"])
     func ioVerifiesThroughDmCrypt(mode: String) throws {
         let machine = try cryptMachine(mode)

@@ -4,7 +4,7 @@
 // device has filled the caller's pages. Sector s is encrypted with IV s (plain64).
 //
 //   add_device "dm-crypt dm-0 lower=<device> key=<hex> [cipher=aes-xts-plain64]
-//               [page_alloc=single|bulk|compound]"
+//               [page_alloc=single|bulk|compound]"     (cipher=cipher_null-ecb takes key=-)
 import ControlFS
 import DMA
 import Mempool
@@ -15,7 +15,9 @@ import SystemPackage
 final class DMCryptDriver: BlockDriver {
     static let name = "dm-crypt"
     static let bus = "virtual"
-    static let ciphers = ["aes-xts-plain64"]
+    /// aes-xts-plain64, and cipher_null-ecb (no encryption: the kernel's test cipher, which
+    /// leaves the allocation and I/O path alone to be measured).
+    static let ciphers = ["aes-xts-plain64", "cipher_null-ecb"]
     /// The largest bio dm-crypt encrypts at once (crypt_map splits writes there).
     static let maxIO = CryptPageAllocator.bioMaxVecs * PhysicalMemory.pageSize
 
@@ -32,13 +34,14 @@ final class DMCryptDriver: BlockDriver {
         let queue: BlockQueue
         let lower: EmulatedDevice
         let lowerQueue: BlockQueue
-        let cipher: AESXTS
+        /// nil for cipher_null.
+        let cipher: AESXTS?
         let pages: CryptPageAllocator
         let clients: DMCryptClients
         /// Per-request scratch, reused: a request allocates nothing on the heap.
         let contexts = Mutex<[UnsafeSendable<CryptContext>]>([])
 
-        init(minor: Int, queue: BlockQueue, lower: EmulatedDevice, lowerQueue: BlockQueue, cipher: AESXTS,
+        init(minor: Int, queue: BlockQueue, lower: EmulatedDevice, lowerQueue: BlockQueue, cipher: AESXTS?,
              pages: CryptPageAllocator, clients: DMCryptClients) {
             self.minor = minor
             self.queue = queue
@@ -69,8 +72,8 @@ final class DMCryptDriver: BlockDriver {
             guard !value.isEmpty, !value.contains("/") else { throw .invalidArgument }
             settings.withLock { $0.lower = value }
         case "key":
-            let key = try Self.hexBytes(value)
-            _ = try AESXTS(key: key)
+            let key = value == "-" ? [] : try Self.hexBytes(value)
+            if !key.isEmpty { _ = try AESXTS(key: key) }
             settings.withLock { $0.key = key }
         case "cipher":
             guard Self.ciphers.contains(value) else { throw .invalidArgument }
@@ -109,7 +112,15 @@ final class DMCryptDriver: BlockDriver {
             return errno
         }
         let s = settings.withLock { $0 }
-        guard let cipher = try? AESXTS(key: s.key) else { throw fail("Error decoding and setting key", .invalidArgument) }
+        let cipher: AESXTS?
+        if s.cipher == "cipher_null-ecb" {
+            // The null cipher takes no key ("-" in a table).
+            guard s.key.isEmpty else { throw fail("Error decoding and setting key", .invalidArgument) }
+            cipher = nil
+        } else {
+            guard let xts = try? AESXTS(key: s.key) else { throw fail("Error decoding and setting key", .invalidArgument) }
+            cipher = xts
+        }
         guard s.lower != name, let machine = context.emulated.machine, let lower = machine.device(s.lower),
               let lowerQueue = (lower.driverInstance as? any BlockDriver)?.queue
         else { throw fail("Device lookup failed", .operationNotSupportedByDevice) }
@@ -167,7 +178,7 @@ final class DMCryptDriver: BlockDriver {
             try buffer.withPieces(from: 0, count: length) { memory, at, count in
                 (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
             }
-            try target.cipher.encrypt(data, sector: UInt64(lba), scratch: context.scratch)
+            try target.cipher?.encrypt(data, sector: UInt64(lba), scratch: context.scratch)
             var at = 0
             for (phys, order) in context.bio.used {
                 let count = min(PhysicalMemory.pageSize << order, length - at)
@@ -179,10 +190,11 @@ final class DMCryptDriver: BlockDriver {
             return try submitToLower(target, context, context.out, lba: lba, write: true)
         }
         let bounced = try submitToLower(target, context, buffer, lba: lba, write: false)
+        guard let cipher = target.cipher else { return bounced }
         try buffer.withPieces(from: 0, count: length) { memory, at, count in
             (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
         }
-        try target.cipher.decrypt(data, sector: UInt64(lba), scratch: context.scratch)
+        try cipher.decrypt(data, sector: UInt64(lba), scratch: context.scratch)
         try buffer.withPieces(from: 0, count: length) { memory, at, count in
             memory.copyMemory(from: data.baseAddress! + at, byteCount: count)
         }
