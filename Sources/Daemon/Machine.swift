@@ -112,18 +112,18 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
         devicesDirectory.add(name, emulated.directory)
     }
 
-    /// control/remove_device "<name>": removed (the driver unbound first).
+    /// control/remove_device "<name>": removed (the driver unbound first); EBUSY, as the
+    /// unbind is, while a stacked device holds it.
     public func removeDevice(_ name: String) throws(Errno) {
-        let emulated = try devices.withLock { (devices) throws(Errno) -> EmulatedDevice in
-            guard let emulated = devices[name] else { throw .operationNotSupportedByDevice }
-            if let holder = emulated.holders.sorted().first {
-                emulated.device.err("in use by \(holder)")
-                throw .resourceBusy
-            }
-            devices[name] = nil
-            return emulated
+        guard let emulated = device(name) else { throw .operationNotSupportedByDevice }
+        do {
+            try emulated.remove()
+        } catch .resourceBusy {
+            throw .resourceBusy
+        } catch {
+            // Unbound already (or being unbound by someone else): nothing to undo.
         }
-        if emulated.isBound { try? emulated.remove() }
+        guard devices.withLock({ $0.removeValue(forKey: name) }) != nil else { throw .operationNotSupportedByDevice }
         devicesDirectory.remove(name)
     }
 

@@ -13,13 +13,13 @@ import Synchronization
 public enum MempoolError: Error, Equatable, CustomStringConvertible {
     /// The reserve could not be filled (mempool_create() returns NULL) or grown.
     case noMemory
-    /// A minimum of 0 or less for mempool_resize(), which the kernel BUG()s on.
+    /// A negative min_nr, or 0 or less for mempool_resize(), which the kernel BUG()s on.
     case invalidMinimum(Int)
 
     public var description: String {
         switch self {
         case .noMemory: "cannot allocate memory for the mempool reserve"
-        case .invalidMinimum(let n): "mempool_resize: new min_nr \(n) must be at least 1"
+        case .invalidMinimum(let n): "min_nr \(n) is out of range"
         }
     }
 }
@@ -35,7 +35,8 @@ public final class Mempool: @unchecked Sendable {  // the fields below `wait` ar
     /// handed one by one to the callback (returning how many were handed over).
     public typealias PagesBulkFunction = @Sendable (GFP, Int, UnsafeMutableBufferPointer<PhysAddr>?, (PhysAddr) -> Void) -> Int
 
-    /// The kernel's FIXME'd io_schedule_timeout(5*HZ) between re-checks of a sleeper.
+    /// io_schedule_timeout(5*HZ) between re-checks of a sleeper (the kernel keeps it as a
+    /// workaround for device-mapper hangs of the 2.6.18 era).
     public static let recheckSeconds = 5
 
     public struct Counters: Sendable, Equatable {

@@ -3,6 +3,7 @@ import ControlFS
 import Foundation
 import Mempool
 import PhysicalMemory
+import Synchronization
 import SystemPackage
 import Testing
 
@@ -208,6 +209,37 @@ func disk(_ machine: Machine, _ name: String) throws -> ControlBlockFile {
         #expect(pages.allocatedPages == 4096)
         #expect(pages.pool.statistics.fromReserve == 256)
         for i in held.indices { pages.freeBuffer(&held[i]); held[i].deallocate() }
+        #expect(pages.pool.current == 256)
+    }
+
+    /// With the page allocator dry and one reserved page held elsewhere, the first
+    /// (GFP_NOWAIT) pass gets 255 pages and fails; they go back, and the retry with
+    /// __GFP_DIRECT_RECLAIM takes the 255 again and sleeps until the held page comes back.
+    /// Reserve pages handed out: 1 + 255 + 256.
+    @Test(arguments: CryptPageAlloc.allCases)
+    func aFailedNonBlockingPassIsGivenBackAndRetriedBlocking(mode: CryptPageAlloc) throws {
+        let (pages, ram) = try allocator(mode)
+        while ram.allocPages(order: 0) != nil {}
+        let held = try #require(pages.pool.alloc(.noWait))
+        let done = DispatchSemaphore(value: 0)
+        let count = Mutex(0)
+        DispatchQueue.global().async {
+            var bio = CryptBio()
+            pages.allocBuffer(&bio, size: 1 << 20)
+            count.withLock { $0 = bio.used.reduce(0) { $0 + 1 << $1.order } }
+            pages.freeBuffer(&bio)
+            bio.deallocate()
+            done.signal()
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while pages.pool.statistics.sleeping == 0 && ContinuousClock.now < deadline { usleep(1000) }
+        #expect(pages.pool.statistics.sleeping == 1 && pages.pool.current == 0)
+        pages.pool.free(held)
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(count.withLock { $0 } == 256)
+        let stats = pages.pool.statistics
+        #expect(stats.fromReserve == 1 + 255 + 256)
+        #expect(stats.failed == 1 && stats.waits == 1)
         #expect(pages.pool.current == 256)
     }
 

@@ -81,9 +81,6 @@ final class RequestBuffer {
         length = 0
     }
 
-    /// The buffer's blocks, for a stacked driver that passes them on.
-    func block(_ i: Int) -> (phys: PhysAddr, order: Int) { blocks[i] }
-
     /// Describes bytes [start, start + count) of `source` (a piece of another request,
     /// as a split bio shares its parent's pages) without taking pages of its own.
     func borrow(from source: RequestBuffer, start: Int, count: Int) {

@@ -79,7 +79,7 @@ final class CryptPageAllocator: @unchecked Sendable {  // counters are atomics, 
 
         /// The per-client cap applies to allocations that may fail (mempool always sets
         /// __GFP_NORETRY); percpu_counter_read_positive() reads a negative count as 0.
-        func overLimit(_ gfp: GFP, adding pages: Int = 0) -> Bool {
+        func overLimit(adding pages: Int) -> Bool {
             max(allocated.load(ordering: .relaxed), 0) + pages > clients.pagesPerClient.load(ordering: .relaxed)
         }
     }
@@ -98,14 +98,14 @@ final class CryptPageAllocator: @unchecked Sendable {  // counters are atomics, 
         switch mode {
         case .single, .compound:
             pool = try Mempool(minNr: Self.bioMaxVecs, alloc: { gfp in  // crypt_page_alloc()
-                if gfp.contains(.noRetry) && accounting.overLimit(gfp, adding: 1) { return nil }
+                if gfp.contains(.noRetry) && accounting.overLimit(adding: 1) { return nil }
                 guard let page = ram.allocPages(gfp, order: 0) else { return nil }
                 accounting.allocated.add(1, ordering: .relaxed)
                 return page
             }, free: free)
         case .bulk:
             pool = try Mempool(minNr: Self.bioMaxVecs, ram: ram, pagesBulk: { gfp, nr, array, callback in  // crypt_alloc_pages_bulk()
-                if gfp.contains(.noRetry) && accounting.overLimit(gfp, adding: 1) { return 0 }
+                if gfp.contains(.noRetry) && accounting.overLimit(adding: 1) { return 0 }
                 let produced = array.map { ram.allocPagesBulk($0, limit: gfp.zoneLimit) }
                     ?? ram.allocPagesBulk(count: nr, limit: gfp.zoneLimit, callback)
                 accounting.allocated.add(produced, ordering: .relaxed)
@@ -152,7 +152,7 @@ final class CryptPageAllocator: @unchecked Sendable {  // counters are atomics, 
                 order = min(order, Int.bitWidth - 1 - remaining.leadingZeroBitCount)
                 var block: PhysAddr?
                 while order > 0 && block == nil {
-                    if !accounting.overLimit(gfp, adding: 1 << order),
+                    if !accounting.overLimit(adding: 1 << order),
                        let pages = ram.allocPages(gfp.union([.noMemalloc, .noRetry, .noWarn, .comp]), order: order) {
                         accounting.allocated.add(1 << order, ordering: .relaxed)
                         compoundBlocks.add(1, ordering: .relaxed)

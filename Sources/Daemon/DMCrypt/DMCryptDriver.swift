@@ -30,7 +30,6 @@ final class DMCryptDriver: BlockDriver {
 
     /// What probe set up.
     private final class Target: Sendable {
-        let minor: Int
         let queue: BlockQueue
         let lower: EmulatedDevice
         let lowerQueue: BlockQueue
@@ -41,9 +40,8 @@ final class DMCryptDriver: BlockDriver {
         /// Per-request scratch, reused: a request allocates nothing on the heap.
         let contexts = Mutex<[UnsafeSendable<CryptContext>]>([])
 
-        init(minor: Int, queue: BlockQueue, lower: EmulatedDevice, lowerQueue: BlockQueue, cipher: AESXTS?,
+        init(queue: BlockQueue, lower: EmulatedDevice, lowerQueue: BlockQueue, cipher: AESXTS?,
              pages: CryptPageAllocator, clients: DMCryptClients) {
-            self.minor = minor
             self.queue = queue
             self.lower = lower
             self.lowerQueue = lowerQueue
@@ -138,7 +136,7 @@ final class DMCryptDriver: BlockDriver {
         let limits = BlockLimits(maxSegments: CryptPageAllocator.bioMaxVecs, maxSegmentSize: Self.maxIO, maxTransfer: Self.maxIO)
         let queue = BlockQueue(device: device, store: lowerQueue.store, limits: limits, driver: self)
         target.withLock {
-            $0 = Target(minor: minor, queue: queue, lower: lower, lowerQueue: lowerQueue, cipher: cipher, pages: pages, clients: clients)
+            $0 = Target(queue: queue, lower: lower, lowerQueue: lowerQueue, cipher: cipher, pages: pages, clients: clients)
         }
     }
 
