@@ -9,7 +9,7 @@ BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local
 MOUNTPOINT ?= /mnt
 
-.PHONY: deps build test run bench clean install uninstall default-config
+.PHONY: deps build test run bench bench-docs bench-micro bench-malloc clean install uninstall default-config
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -31,6 +31,7 @@ build:
 
 test: deps build
 	$(SWIFT) test
+	$(MAKE) bench-malloc
 
 # The default machine mounted at $(MOUNTPOINT), in the foreground; Ctrl-C unmounts.
 run: deps
@@ -53,23 +54,27 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/dmaemu
 	-systemctl daemon-reload 2>/dev/null
 
-# The benchmarks, with the C limits of $(SHARED)/bench measured in the same run.
+# Every benchmark, with the C limits of $(SHARED)/bench measured in the same run:
+# $(BENCH_OUT)/results.json, report.md and the SVG plots (about 8 minutes on 2 cores).
 bench: deps
 	$(SWIFT) build -c release --product dmaemu-bench
 	$(SWIFT) build -c release --product dmaemud
-	mkdir -p $(BENCH_OUT)
-	cc -O2 -o $(BENCH_OUT)/pool_limit $(SHARED)/bench/pool_limit.c
-	.build/release/dmaemu-bench mpt3sas --limit $(BENCH_OUT)/pool_limit | tee $(BENCH_OUT)/mpt3sas.txt
-	.build/release/dmaemu-bench dmapool-test | tee $(BENCH_OUT)/dmapool-test.txt
-	cc -O2 -o $(BENCH_OUT)/memcpy_limit $(SHARED)/bench/memcpy_limit.c
-	for g in 1 16; do .build/release/dmaemu-bench map -t 1 -s 5 -d 1 -g $$g --limit $(BENCH_OUT)/memcpy_limit; done | tee $(BENCH_OUT)/map.txt
-	for flags in "" --no-debugfs; do for t in 1 2; do \
-	  .build/release/dmaemu-bench map -t $$t -s 5 -d 1 --json $$flags; done; done | tee $(BENCH_OUT)/map-threads.jsonl
-	SHARED=$(SHARED) BENCH_OUT=$(BENCH_OUT) scripts/bench-fuse.sh
-	.build/release/dmaemu-bench probe | tee $(BENCH_OUT)/probe.txt
-	.build/release/dmaemu-bench swiotlb-io --runs 10 | tee $(BENCH_OUT)/swiotlb-io.txt
-	.build/release/dmaemu-bench dmcrypt | tee $(BENCH_OUT)/dmcrypt.txt
-	.build/release/dmaemu-bench dmcrypt --cipher cipher_null-ecb | tee -a $(BENCH_OUT)/dmcrypt.txt
+	.build/release/dmaemu-bench all --out $(BENCH_OUT) --shared $(SHARED)
+
+# The micro-benchmarks of Benchmarks/ (package-benchmark), each hot path one operation
+# at a time. bench-malloc runs them against Thresholds/: any malloc in steady state fails.
+bench-micro:
+	cd Benchmarks && $(SWIFT) package benchmark
+
+bench-malloc:
+	cd Benchmarks && $(SWIFT) package benchmark thresholds check --no-progress
+
+# The README's Performance tables and docs/'s plots, from $(BENCH_OUT)/results.json
+# (running `make bench` first when there is none).
+bench-docs:
+	[ -e $(BENCH_OUT)/results.json ] || $(MAKE) bench
+	$(SWIFT) build -c release --product dmaemu-bench
+	.build/release/dmaemu-bench docs --results $(BENCH_OUT)/results.json --readme README.md --docs docs
 
 clean:
-	rm -rf .build $(BENCH_OUT)
+	rm -rf .build Benchmarks/.build $(BENCH_OUT)

@@ -68,6 +68,8 @@ let package = Package(
             name: "FUSETests",
             dependencies: ["FUSE", "ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+        // Runs the built dmaemu-bench, as a user would; no module of its own to import.
+        .testTarget(name: "BenchTests"),
         .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory"]),
         .testTarget(
             name: "ControlFSTests",

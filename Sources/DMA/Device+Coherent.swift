@@ -33,7 +33,7 @@ extension Device {
         coherentCount.add(1, ordering: .relaxed)
         debug?.add(DebugEntry(dma: phys, size: size, direction: .bidirectional, type: .coherent))
         let cpu = machine.virt(phys)
-        cpu.initializeMemory(as: UInt8.self, repeating: 0, count: PhysicalMemory.pageSize << order)
+        PhysicalMemory.clearPages(cpu, bytes: PhysicalMemory.pageSize << order)
         return (cpu, phys)
     }
 

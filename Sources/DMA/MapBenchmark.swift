@@ -1,7 +1,6 @@
 // kernel/dma/map_benchmark.c: threads that each map and unmap one buffer in a loop for a
 // number of seconds, timing both calls, with an optional delay standing in for the
 // transfer. The device's streaming mask is set to `bits` for the run and restored after.
-import Dispatch
 import PhysicalMemory
 import SWIOTLB
 import Synchronization
@@ -104,7 +103,7 @@ public struct MapBenchmark: Sendable {
         let delay = parameters.delayNs
         let device = self.device
         let frozenBuffers = buffers
-        DispatchQueue.concurrentPerform(iterations: parameters.threads) { thread in
+        runThreads(parameters.threads) { thread in
             let buffer = frozenBuffers[thread]
             var result = Result()
             while monotonicNs() < deadline {

@@ -31,36 +31,6 @@ func milliseconds(since start: ContinuousClock.Instant) -> Double {
 
 func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
 
-/// One JSON object on one line, keys in the order given.
-func jsonLine(_ fields: [(String, Any)]) -> String {
-    let body = fields.map { key, value -> String in
-        let text: String
-        switch value {
-        case let string as String: text = "\"\(string)\""
-        case let double as Double: text = String(format: "%.3f", double)
-        case let bool as Bool: text = bool ? "true" : "false"
-        default: text = "\(value)"
-        }
-        return "\"\(key)\":\(text)"
-    }
-    return "{" + body.joined(separator: ",") + "}"
-}
-
-/// Runs a limit program from ../shared/bench and returns its JSON lines, parsed.
-func runLimit(_ path: String, _ arguments: [String]) throws -> [[String: Any]] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
-        try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-    }
-}
-
 func padded(_ text: String, _ width: Int) -> String {
     text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
 }
@@ -70,4 +40,33 @@ func medianOf(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     let middle = sorted.count / 2
     return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+/// The seed's chain loop: create a pool, allocate `count` blocks, free them in allocation
+/// order, destroy. Only the pool work is timed. `device` defaults to a fresh machine.
+func poolLoop(_ algorithm: DMAPoolAlgorithm, count: Int, size: Int, device: Device? = nil) throws -> PoolLoop {
+    let device = try device ?? benchDevice("0000:85:00.0")
+    let cpus = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: count)
+    let dmas = UnsafeMutablePointer<DMAAddr>.allocate(capacity: count)
+    defer {
+        cpus.deallocate()
+        dmas.deallocate()
+    }
+    // Fault the arrays in first: above glibc's mmap threshold they are fresh pages each
+    // call, and their faults (about 4 ns per block at 10^6) are the harness's, not the pool's.
+    cpus.initialize(repeating: UnsafeMutableRawPointer(bitPattern: 1)!, count: count)
+    dmas.initialize(repeating: 0, count: count)
+    let start = ContinuousClock.now
+    let pool = try DMAPool(name: "chain pool", device: device, size: size, align: 16, algorithm: algorithm)
+    for i in 0..<count {
+        guard let block = pool.alloc() else { throw BenchError(description: "dma_pool_alloc failed at block \(i)") }
+        cpus[i] = block.cpu
+        dmas[i] = block.dma
+    }
+    let allocMs = milliseconds(since: start)
+    let (_, blocks, pages) = pool.counters
+    let freeStart = ContinuousClock.now
+    for i in 0..<count { pool.free(cpus[i], dma: dmas[i]) }
+    pool.destroy()
+    return PoolLoop(algorithm: algorithm.rawValue, allocMs: allocMs, freeMs: milliseconds(since: freeStart), pages: pages, blocks: blocks)
 }

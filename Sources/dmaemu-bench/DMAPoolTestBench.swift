@@ -14,16 +14,11 @@ struct DMAPoolTestBench: ParsableCommand {
 
     @Option(help: "stack | rbtree | legacy | all") var algorithm: AlgorithmChoice = .all
     @Option(help: "Iterations per entry (the module's NR_TESTS).") var iterations = 100
-    @Flag(help: "One JSON object per result line.") var json = false
+    @Flag(help: "The result as one line of JSON.") var json = false
 
     /// The module's parameter table: size, align, boundary.
     static let table: [(size: Int, align: Int, boundary: Int)] = [
         (16, 16, 0), (64, 64, 0), (256, 256, 0), (1024, 1024, 0), (4096, 4096, 0), (68, 32, 4096),
-    ]
-
-    /// Keith Busch's figures for the 6.4 rewrite, in us: before (legacy) and after (stack).
-    static let seed: [Int: (before: Int, after: Int)] = [
-        16: (57282, 24997), 64: (172_562, 26584), 256: (789_247, 33542), 1024: (371_823, 9022), 4096: (362_237, 6045),
     ]
 
     func validate() throws {
@@ -31,26 +26,33 @@ struct DMAPoolTestBench: ParsableCommand {
     }
 
     func run() throws {
-        var times: [DMAPoolAlgorithm: [Int: Int]] = [:]
-        for algorithm in self.algorithm.algorithms {
-            if !json { print("# \(algorithm)") }
-            for entry in Self.table {
-                // (PAGE_SIZE / size) * 512 blocks, clamped to [1024, 8192].
-                let blocks = min(8192, max(1024, (4096 / entry.size) * 512))
-                let timeUs = try measure(algorithm, entry, blocks: blocks)
-                times[algorithm, default: [:]][entry.size] = timeUs
-                if json {
-                    print(jsonLine([
-                        ("algorithm", algorithm.rawValue), ("size", entry.size), ("align", entry.align),
-                        ("boundary", entry.boundary), ("blocks", blocks), ("time_us", timeUs),
-                    ]))
-                } else {
-                    print("dmapool test: size:\(padded(String(entry.size), 4)) align:\(padded(String(entry.align), 4)) "
-                        + "blocks:\(padded(String(blocks), 4)) time:\(timeUs)")
-                }
+        let result = try measure()
+        if json { return try BenchJSON.print(result) }
+        for algorithm in algorithm.algorithms {
+            print("# \(algorithm)")
+            for entry in result.entries where entry.algorithm == algorithm.rawValue {
+                print("dmapool test: size:\(padded(String(entry.size), 4)) align:\(padded(String(entry.align), 4)) "
+                    + "blocks:\(padded(String(entry.blocks), 4)) time:\(entry.timeUs)")
             }
         }
-        if !json { printSeed(times) }
+        printSeed(result)
+    }
+
+    func measure() throws -> DMAPoolTestResult {
+        Progress.shared.begin("dmapool-test")
+        var entries: [DMAPoolTestResult.Entry] = []
+        let algorithms = algorithm.algorithms
+        for (a, algorithm) in algorithms.enumerated() {
+            for (e, entry) in Self.table.enumerated() {
+                // (PAGE_SIZE / size) * 512 blocks, clamped to [1024, 8192].
+                let blocks = min(8192, max(1024, (4096 / entry.size) * 512))
+                entries.append(.init(
+                    algorithm: algorithm.rawValue, size: entry.size, align: entry.align, boundary: entry.boundary,
+                    blocks: blocks, timeUs: try measure(algorithm, entry, blocks: blocks)))
+                Progress.shared.step(a * Self.table.count + e + 1, of: algorithms.count * Self.table.count)
+            }
+        }
+        return DMAPoolTestResult(iterations: iterations, entries: entries)
     }
 
     func measure(_ algorithm: DMAPoolAlgorithm, _ entry: (size: Int, align: Int, boundary: Int), blocks: Int) throws -> Int {
@@ -77,17 +79,19 @@ struct DMAPoolTestBench: ParsableCommand {
         return Int(milliseconds(since: start) * 1000)
     }
 
-    func printSeed(_ times: [DMAPoolAlgorithm: [Int: Int]]) {
+    func printSeed(_ result: DMAPoolTestResult) {
         print("")
         print("seed (Keith Busch, \"dmapool: link blocks across pages\"), us: before (<= v6.3) -> after (v6.4)")
+        let algorithms = algorithm.algorithms
         print(padded("size", 6) + padded("seed legacy", 13) + padded("seed stack", 12)
-            + DMAPoolAlgorithm.allCases.filter { times[$0] != nil }.map { padded("ours " + $0.rawValue, 14) }.joined())
+            + algorithms.map { padded("ours " + $0.rawValue, 14) }.joined())
         for entry in Self.table {
-            let seed = Self.seed[entry.size]
+            let seed = Seeds.dmapoolTest[entry.size]
             var line = padded(String(entry.size), 6) + padded(seed.map { String($0.before) } ?? "-", 13)
                 + padded(seed.map { String($0.after) } ?? "-", 12)
-            for algorithm in DMAPoolAlgorithm.allCases {
-                if let time = times[algorithm]?[entry.size] { line += padded(String(time), 14) }
+            for algorithm in algorithms {
+                let time = result.entries.first { $0.algorithm == algorithm.rawValue && $0.size == entry.size }?.timeUs
+                line += padded(time.map(String.init) ?? "-", 14)
             }
             print(line)
         }

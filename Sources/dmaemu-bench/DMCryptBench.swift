@@ -16,7 +16,7 @@ struct DMCryptBench: ParsableCommand {
     @Option(help: "MiB written per run.") var mib = 256
     @Option(help: "Runs per mode, after a warm-up.") var runs = 5
     @Option(help: "aes-xts-plain64, or cipher_null-ecb to leave allocation and I/O alone.") var cipher = "aes-xts-plain64"
-    @Flag(help: "One JSON object per mode.") var json = false
+    @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {
         guard (1...64).contains(iodepth) else { throw ValidationError("--iodepth must be 1...64") }
@@ -26,10 +26,6 @@ struct DMCryptBench: ParsableCommand {
     }
 
     static let modes = ["single", "bulk", "compound"]
-    /// The seed: MiB/s and page-allocation microseconds per 256-page bio.
-    static let seed: [String: (mibPerSecond: String, allocMicroseconds: String)] = [
-        "single": ("1301", "~600"), "bulk": ("1402", "~30"), "compound": ("-", "-"),
-    ]
 
     func machine(_ mode: String) throws -> Machine {
         var config = MachineConfig.defaultMachine()
@@ -56,34 +52,38 @@ struct DMCryptBench: ParsableCommand {
     }
 
     func run() throws {
+        let results = try measure()
+        if json { return try BenchJSON.print(results) }
+        print("dmcrypt: 1 MiB writes to dm-0 (\(cipher)) over an NVMe RAM disk, depth \(iodepth), \(mib) MiB per run, mean of \(runs) runs")
+        print("mode       MiB/s   alloc us/bio   seed MiB/s   seed alloc us/bio")
+        for result in results {
+            let seed = Seeds.dmcrypt[result.pageAlloc]
+            print(padded(result.pageAlloc, 11) + padded(fixed(result.mibPerS, 0), 8) + padded(fixed(result.allocUsPerBio, 1), 15)
+                + padded(seed.map { fixed($0.mibPerS, 0) } ?? "-", 13) + (seed.map { "~" + fixed($0.allocUs, 0) } ?? "-"))
+        }
+        let single = results[0], bulk = results[1], compound = results[2]
+        let gain = (bulk.mibPerS - single.mibPerS) / single.mibPerS * 100
+        print("bulk vs single: \(gain >= 0 ? "+" : "")\(fixed(gain))% MiB/s (seed +7.8%), allocation "
+            + "\(fixed(single.allocUsPerBio / max(bulk.allocUsPerBio, 0.001)))x faster (seed ~20x)")
+        print("compound vs single: \(fixed((compound.mibPerS - single.mibPerS) / single.mibPerS * 100))% MiB/s, allocation "
+            + "\(fixed(single.allocUsPerBio / max(compound.allocUsPerBio, 0.001)))x faster")
+    }
+
+    func measure() throws -> [DMCryptResult] {
+        Progress.shared.begin("dmcrypt " + cipher)
         let machines = try Self.modes.map { try machine($0) }
         // The warm-up faults in the RAM disk and the page cache's pages; then the modes
         // take turns, so that drift on this shared machine falls on all of them.
         for machine in machines { _ = try measure(machine) }
         var results = [[Double]](repeating: [], count: Self.modes.count)
-        for _ in 0..<runs {
+        for run in 0..<runs {
             for (i, machine) in machines.enumerated() { results[i].append(try measure(machine)) }
+            Progress.shared.step(run + 1, of: runs)
         }
-        let mean = results.map { $0.reduce(0, +) / Double($0.count) }
-        let alloc = try machines.map { try stat($0, "alloc_us_per_bio") }
-        if !json {
-            print("dmcrypt: 1 MiB writes to dm-0 (\(cipher)) over an NVMe RAM disk, depth \(iodepth), \(mib) MiB per run, mean of \(runs) runs")
-            print("mode       MiB/s   alloc us/bio   seed MiB/s   seed alloc us/bio")
-        }
-        for (i, mode) in Self.modes.enumerated() {
-            if json {
-                print(jsonLine([("bench", "dmcrypt"), ("page_alloc", mode), ("cipher", cipher), ("iodepth", iodepth),
-                                ("mib_per_s", mean[i]), ("alloc_us_per_bio", alloc[i])]))
-                continue
-            }
-            func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: n, withPad: " ", startingAt: 0) }
-            print(pad(mode, 11) + pad(fixed(mean[i], 0), 8) + pad(fixed(alloc[i], 1), 15)
-                  + pad(Self.seed[mode]!.mibPerSecond, 13) + Self.seed[mode]!.allocMicroseconds)
-        }
-        if !json {
-            let gain = (mean[1] - mean[0]) / mean[0] * 100
-            print("bulk vs single: \(gain >= 0 ? "+" : "")\(fixed(gain))% MiB/s (seed +7.8%), allocation \(fixed(alloc[0] / max(alloc[1], 0.001)))x faster (seed ~20x)")
-            print("compound vs single: \(fixed((mean[2] - mean[0]) / mean[0] * 100))% MiB/s, allocation \(fixed(alloc[0] / max(alloc[2], 0.001)))x faster")
+        return try zip(Self.modes, zip(results, machines)).map { mode, run in
+            DMCryptResult(
+                pageAlloc: mode, cipher: cipher, iodepth: iodepth, mib: mib, runs: runs,
+                mibPerS: run.0.reduce(0, +) / Double(run.0.count), allocUsPerBio: try stat(run.1, "alloc_us_per_bio"))
         }
     }
 }

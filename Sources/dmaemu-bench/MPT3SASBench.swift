@@ -19,15 +19,7 @@ struct MPT3SASBench: ParsableCommand {
     @Option(help: "A compiled ../shared/bench/pool_limit.c to run beside, in the same run.")
     var limit: String?
     @Option(help: "Runs, interleaved with the limit's; the medians are reported.") var runs = 3
-    @Flag(help: "One JSON object per result line.") var json = false
-
-    struct Result {
-        let algorithm: DMAPoolAlgorithm
-        let allocMs: Double
-        let freeMs: Double
-        let pages: Int
-        let blocks: Int
-    }
+    @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {
         guard count > 0 && count <= 50_000_000 else { throw ValidationError("--count must be 1...50000000") }
@@ -36,103 +28,71 @@ struct MPT3SASBench: ParsableCommand {
     }
 
     func run() throws {
-        // This machine is noisy: each run measures every algorithm and then the C limit,
-        // so both see the same conditions, and medians are reported.
-        var samples: [DMAPoolAlgorithm: [Result]] = [:]
-        var limitSamples: [String: [[String: Any]]] = [:]
-        for _ in 0..<runs {
-            for algorithm in self.algorithm.algorithms { samples[algorithm, default: []].append(try measure(algorithm)) }
+        let result = try measure()
+        if json { try BenchJSON.print(result) } else { printTable(result) }
+    }
+
+    /// This machine is noisy: each run measures every algorithm and then the C limit, so
+    /// both see the same conditions, and medians are reported.
+    func measure() throws -> MPT3SASResult {
+        Progress.shared.begin("mpt3sas")
+        let algorithms = algorithm.algorithms
+        var samples: [DMAPoolAlgorithm: [PoolLoop]] = [:]
+        var limitSamples: [String: [CPoolRun]] = [:]
+        let shapes = algorithms.contains(.legacy) ? ["stack", "legacy"] : ["stack"]
+        for run in 0..<runs {
+            for algorithm in algorithms { samples[algorithm, default: []].append(try poolLoop(algorithm, count: count, size: size)) }
             if let limit {
-                for shape in ["stack", "legacy"] {
-                    if let line = try runLimit(limit, [String(count), shape, String(size)]).first {
-                        limitSamples[shape, default: []].append(line)
-                    }
+                for shape in shapes {
+                    limitSamples[shape, default: []] += try runLimit(limit, [String(count), shape, String(size)], as: CPoolRun.self)
                 }
             }
+            Progress.shared.step(run + 1, of: runs)
         }
-        let results = self.algorithm.algorithms.map { median(samples[$0]!) }
-        var limits: [String: [String: Any]] = [:]
-        for (shape, lines) in limitSamples {
-            var line = lines[0]
-            for key in ["alloc_ms", "free_ms"] { line[key] = medianOf(lines.compactMap { $0[key] as? Double }) }
-            limits[shape] = line
+        let loops = algorithms.map { algorithm in
+            let runs = samples[algorithm]!
+            var loop = runs[0]
+            loop.allocMs = medianOf(runs.map(\.allocMs))
+            loop.freeMs = medianOf(runs.map(\.freeMs))
+            return loop
         }
-        if json {
-            for result in results {
-                print(jsonLine([
-                    ("algorithm", result.algorithm.rawValue), ("count", count), ("size", size),
-                    ("alloc_ms", result.allocMs), ("free_ms", result.freeMs),
-                    ("pages", result.pages), ("blocks", result.blocks),
-                ]))
-            }
-            for shape in ["stack", "legacy"] {
-                if let line = limits[shape] { print(jsonLine(line.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })) }
-            }
-        } else {
-            printTable(results, limits)
+        let limits = shapes.compactMap { shape -> CPoolRun? in
+            guard var line = limitSamples[shape]?.first, let lines = limitSamples[shape] else { return nil }
+            line.allocMs = medianOf(lines.map(\.allocMs))
+            line.freeMs = medianOf(lines.map(\.freeMs))
+            return line
         }
+        return MPT3SASResult(count: count, size: size, runs: runs, algorithms: loops, limits: limits)
     }
 
-    func median(_ results: [Result]) -> Result {
-        Result(
-            algorithm: results[0].algorithm, allocMs: medianOf(results.map(\.allocMs)),
-            freeMs: medianOf(results.map(\.freeMs)), pages: results[0].pages, blocks: results[0].blocks)
-    }
-
-    /// One pass of the loop on a fresh machine; only the pool work is timed.
-    func measure(_ algorithm: DMAPoolAlgorithm) throws -> Result {
-        let device = try benchDevice("0000:85:00.0")
-        let cpus = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: count)
-        let dmas = UnsafeMutablePointer<DMAAddr>.allocate(capacity: count)
-        defer {
-            cpus.deallocate()
-            dmas.deallocate()
-        }
-        let start = ContinuousClock.now
-        let pool = try DMAPool(name: "chain pool", device: device, size: size, align: 16, algorithm: algorithm)
-        for i in 0..<count {
-            guard let block = pool.alloc() else { throw ValidationError("dma_pool_alloc failed at block \(i)") }
-            cpus[i] = block.cpu
-            dmas[i] = block.dma
-        }
-        let allocMs = milliseconds(since: start)
-        let (_, blocks, pages) = pool.counters
-        let freeStart = ContinuousClock.now
-        for i in 0..<count { pool.free(cpus[i], dma: dmas[i]) }
-        pool.destroy()
-        let freeMs = milliseconds(since: freeStart)
-        return Result(algorithm: algorithm, allocMs: allocMs, freeMs: freeMs, pages: pages, blocks: blocks)
-    }
-
-    func printTable(_ results: [Result], _ limits: [String: [String: Any]]) {
+    func printTable(_ result: MPT3SASResult) {
         print("mpt3sas chain pool: \(count) x \(size) B; create+alloc, then free in allocation order + destroy")
         print("(medians of \(runs) runs\(limit == nil ? "" : ", each beside a run of the C limit"))")
         print("")
         print(padded("algorithm", 10) + padded("create+alloc", 14) + padded("free+destroy", 14)
             + padded("pages", 8) + padded("blocks", 9) + padded("seed alloc/free", 17) + "C limit alloc/free (ratio)")
-        for result in results {
-            // The seed measured the pre-6.4 pool and Tony's series, on its own machine.
-            let seed =
-                switch result.algorithm {
-                case .legacy: "350 / 8901 ms"
-                case .rbtree: "18 / 19 ms"
-                case .stack: "-"
-                }
+        for loop in result.algorithms {
             var limitText = "-"
-            let shape = result.algorithm == .legacy ? "legacy" : "stack"
-            if let line = limits[shape], let alloc = line["alloc_ms"] as? Double, let free = line["free_ms"] as? Double {
-                limitText = "c-\(shape) \(fixed(alloc)) / \(fixed(free)) ms "
-                    + "(\(fixed(result.allocMs / alloc, 2))x / \(fixed(result.freeMs / free, 2))x)"
+            if let line = result.limit(for: loop.algorithm) {
+                limitText = "\(line.impl) \(fixed(line.allocMs)) / \(fixed(line.freeMs)) ms "
+                    + "(\(fixed(loop.allocMs / line.allocMs, 2))x / \(fixed(loop.freeMs / line.freeMs, 2))x)"
             }
-            print(padded(result.algorithm.rawValue, 10) + padded(fixed(result.allocMs) + " ms", 14)
-                + padded(fixed(result.freeMs) + " ms", 14) + padded(String(result.pages), 8)
-                + padded(String(result.blocks), 9) + padded(seed, 17) + limitText)
+            print(padded(loop.algorithm, 10) + padded(fixed(loop.allocMs) + " ms", 14)
+                + padded(fixed(loop.freeMs) + " ms", 14) + padded(String(loop.pages), 8)
+                + padded(String(loop.blocks), 9) + padded(Seeds.chainLoop[loop.algorithm]?.text ?? "-", 17) + limitText)
         }
-        if let stack = results.first(where: { $0.algorithm == .stack }),
-            let legacy = results.first(where: { $0.algorithm == .legacy })
+        if let stack = result.algorithms.first(where: { $0.algorithm == "stack" }),
+            let legacy = result.algorithms.first(where: { $0.algorithm == "legacy" })
         {
             print("")
             print("legacy free+destroy is \(fixed(legacy.freeMs / stack.freeMs, 0))x stack's (seed: 8901 / 19 = 468x)")
         }
+    }
+}
+
+extension MPT3SASResult {
+    /// The C shape an algorithm is measured against: legacy's own, else the v6.4 stack.
+    func limit(for algorithm: String) -> CPoolRun? {
+        limits.first { $0.impl == (algorithm == "legacy" ? "c-legacy" : "c-stack") }
     }
 }

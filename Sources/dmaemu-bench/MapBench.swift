@@ -25,7 +25,7 @@ struct MapBench: ParsableCommand {
     @Flag(help: "swiotlb=force: every map bounces.") var force = false
     @Flag(help: "As a kernel without CONFIG_DEBUG_FS: no shared used/hiwater counters.") var noDebugfs = false
     @Option(help: "A compiled ../shared/bench/memcpy_limit.c to run beside.") var limit: String?
-    @Flag(help: "One JSON object.") var json = false
+    @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {
         guard (1...1024).contains(threads) else { throw ValidationError("invalid thread number") }
@@ -51,6 +51,14 @@ struct MapBench: ParsableCommand {
     }
 
     func run() throws {
+        let result = try measure()
+        if json { return try BenchJSON.print(result) }
+        print(result.toolOutput, terminator: "")
+        printLimit(result)
+    }
+
+    func measure() throws -> MapResult {
+        Progress.shared.begin("map")
         let ram = try PhysicalMemory()
         var config = SWIOTLBConfig()
         config.force = force
@@ -58,17 +66,23 @@ struct MapBench: ParsableCommand {
         guard let mem = IOTLBMem(ram: ram, config: config) else { throw ValidationError("no swiotlb") }
         let device = Device(name: "dma_map_benchmark", machine: ram, swiotlb: mem)
         device.dmaMask = dmaBitMask(64)  // MapBenchmark sets -b for the run
-        guard let stats = MapBenchmark(device: device).run(parameters) else { throw ValidationError("no memory for buffers") }
-        if json {
-            print(jsonLine([
-                ("threads", threads), ("seconds", seconds), ("bits", bits), ("dir", directionName), ("granule", granule),
-                ("loops", stats.loops), ("avg_map_ns", stats.avgMapNs), ("map_stddev_ns", stats.mapStddevNs),
-                ("avg_unmap_ns", stats.avgUnmapNs), ("unmap_stddev_ns", stats.unmapStddevNs), ("bounced", stats.bounced),
-            ]))
-        } else {
-            print(stats.report(parameters), terminator: "")
-            printLimit(device, stats)
+        // The kernel's threads run for `seconds` with no way to report progress: the bar
+        // moves by the clock meanwhile.
+        let ticker = Ticker(seconds: seconds)
+        let stats = MapBenchmark(device: device).run(parameters)
+        ticker.stop()
+        guard let stats else { throw ValidationError("no memory for buffers") }
+        var result = MapResult(
+            threads: threads, seconds: seconds, bits: bits, dir: directionName, granule: granule, force: force,
+            debugfs: !noDebugfs, loops: stats.loops, avgMapNs: stats.avgMapNs, mapStddevNs: stats.mapStddevNs,
+            avgUnmapNs: stats.avgUnmapNs, unmapStddevNs: stats.unmapStddevNs, bounced: stats.bounced,
+            toolOutput: stats.report(parameters))
+        if let limit {
+            let size = granule * PhysicalMemory.pageSize
+            result.memcpy = try runLimit(limit, [], as: MemcpyRun.self).first { $0.bytes == size }
+            result.loopPairNs = pairCost(device)
         }
+        return result
     }
 
     /// Map+unmap pairs in a loop with no clock read between them, for one second on one
@@ -94,23 +108,18 @@ struct MapBench: ParsableCommand {
     }
 
     /// With --limit: one bounce against one memcpy of the same size, measured now.
-    func printLimit(_ device: Device, _ stats: MapBenchmark.Result) {
-        let bounced = stats.bounced
-        guard let limit, let lines = try? runLimit(limit, []) else { return }
+    func printLimit(_ result: MapResult) {
+        guard limit != nil else { return }
         let size = granule * PhysicalMemory.pageSize
-        guard let line = lines.first(where: { ($0["bytes"] as? Int) == size }),
-            let copyNs = line["ns_per_copy"] as? Double, let gbPerS = line["gb_per_s"] as? Double
-        else {
+        guard let copy = result.memcpy, let pair = result.loopPairNs else {
             print("(the memcpy limit measures 4 KiB and 64 KiB granules only)")
             return
         }
-        let timed = stats.avgMapNs + stats.avgUnmapNs
-        let pair = pairCost(device)
         print("")
-        print("memcpy of \(size / 1024) KiB (limit): \(fixed(copyNs)) ns, \(fixed(gbPerS, 2)) GB/s")
-        for (label, ns) in [("map+unmap, per-call timed", timed), ("map+unmap, loop timed", pair)] {
-            print("\(label)\(bounced ? " (bounced)" : ""): \(fixed(ns)) ns = \(fixed(ns / copyNs, 2))x the memcpy, "
-                + "\(fixed(Double(size) / ns, 2)) GB/s = \(fixed(Double(size) / ns / gbPerS * 100, 0))% of its bandwidth")
+        print("memcpy of \(size / 1024) KiB (limit): \(fixed(copy.nsPerCopy)) ns, \(fixed(copy.gbPerS, 2)) GB/s")
+        for (label, ns) in [("map+unmap, per-call timed", result.avgMapNs + result.avgUnmapNs), ("map+unmap, loop timed", pair)] {
+            print("\(label)\(result.bounced ? " (bounced)" : ""): \(fixed(ns)) ns = \(fixed(ns / copy.nsPerCopy, 2))x the memcpy, "
+                + "\(fixed(Double(size) / ns, 2)) GB/s = \(fixed(Double(size) / ns / copy.gbPerS * 100, 0))% of its bandwidth")
         }
     }
 }

@@ -13,41 +13,42 @@ struct ProbeBench: ParsableCommand {
 
     @Option(help: "stack | rbtree | legacy | all") var algorithm: AlgorithmChoice = .all
     @Option(help: "Runs; medians are reported.") var runs = 3
-    @Flag(help: "One JSON object per result line.") var json = false
+    @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1...50") }
     }
 
-    /// The seed's chain-pool loops: pre-6.4 and Tony's rbtree series (ms).
-    static let seed: [DMAPoolAlgorithm: (alloc: Double, free: Double)] = [.legacy: (350, 8901), .rbtree: (18, 19)]
-
     func run() throws {
+        let results = try measure()
+        if json { return try BenchJSON.print(results) }
+        print("mpt3sas probe/remove, \(runs) runs, medians (ms); the seed timed the chain pool's loops only")
+        print("algorithm  probe     remove    seed alloc/free")
+        for result in results {
+            print(padded(result.algorithm, 11) + padded(fixed(result.probeMs), 10) + padded(fixed(result.removeMs), 10)
+                + (Seeds.chainLoop[result.algorithm]?.text ?? "-"))
+        }
+    }
+
+    func measure() throws -> [ProbeResult] {
+        Progress.shared.begin("probe")
         var config = MachineConfig.defaultMachine()
         config.devices = []
         let machine = try Machine(config)
-        if !json {
-            print("mpt3sas probe/remove, \(runs) runs, medians (ms); the seed timed the chain pool's loops only")
-            print("algorithm  probe     remove    seed alloc/free")
-        }
-        for algorithm in self.algorithm.algorithms {
+        let algorithms = algorithm.algorithms
+        var results: [ProbeResult] = []
+        for (a, algorithm) in algorithms.enumerated() {
             var probes: [Double] = [], removes: [Double] = []
-            for _ in 0..<runs {
+            for run in 0..<runs {
                 try machine.benchWrite("control/add_device", "mpt3sas 0000:85:00.0 dmapool_algorithm=\(algorithm.rawValue)")
                 try machine.benchWrite("devices/0000:85:00.0/state", "remove")
                 probes.append(try machine.stat("devices/0000:85:00.0/stats", "probe_us") / 1000)
                 removes.append(try machine.stat("devices/0000:85:00.0/stats", "remove_us") / 1000)
                 try machine.benchWrite("control/remove_device", "0000:85:00.0")
+                Progress.shared.step(a * runs + run + 1, of: algorithms.count * runs)
             }
-            let probe = medianOf(probes), remove = medianOf(removes)
-            let seed = Self.seed[algorithm].map { "\(fixed($0.alloc, 0)) / \(fixed($0.free, 0))" } ?? "-"
-            if json {
-                print(jsonLine([("bench", "probe"), ("algorithm", algorithm.rawValue), ("probe_ms", probe), ("remove_ms", remove)]))
-            } else {
-                print(algorithm.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
-                      + fixed(probe).padding(toLength: 10, withPad: " ", startingAt: 0)
-                      + fixed(remove).padding(toLength: 10, withPad: " ", startingAt: 0) + seed)
-            }
+            results.append(ProbeResult(algorithm: algorithm.rawValue, runs: runs, probeMs: medianOf(probes), removeMs: medianOf(removes)))
         }
+        return results
     }
 }

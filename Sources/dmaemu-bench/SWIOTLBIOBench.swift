@@ -15,7 +15,7 @@ struct SWIOTLBIOBench: ParsableCommand {
 
     @Option(help: "Runs per cell (the seed: 5).") var runs = 5
     @Option(help: "MiB each workload moves per run (written, then read).") var mib = 64
-    @Flag(help: "One JSON object per result line.") var json = false
+    @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {
         guard (2...50).contains(runs) else { throw ValidationError("--runs must be 2...50") }
@@ -24,17 +24,17 @@ struct SWIOTLBIOBench: ParsableCommand {
 
     struct Workload {
         let name: String, bytes: Int, threads: Int
-        /// The seed's x86 VM diffs (default, growing), in percent.
-        let seed: (String, String)
     }
 
     static let workloads = [
-        Workload(name: "small", bytes: 4096, threads: 1, seed: ("-1.5%", "-2.2%")),
-        Workload(name: "big", bytes: 65536, threads: 1, seed: ("+0.9%", "+2.9%")),
-        Workload(name: "4way", bytes: 4096, threads: 4, seed: ("-0.7%", "<0.1%")),
+        Workload(name: "small", bytes: 4096, threads: 1),
+        Workload(name: "big", bytes: 65536, threads: 1),
+        Workload(name: "4way", bytes: 4096, threads: 4),
     ]
-    /// The seed's worst growing diff, on any of its machines (CoCo VM, 24way).
-    static let seedWorstGrowing = -5.9
+    /// Not in the seed's table, and only on the timeline: the kernel's dma_map_benchmark
+    /// with 16 threads mapping 256 KiB each and holding it 100 us, up to 4 MiB mapped at
+    /// once on a machine booted with 1 MiB of swiotlb, so that the pools grow.
+    static let burst = "threads=16 seconds=1 bits=32 dir=1 granule=64 delay=100000"
 
     enum Kernel: String, CaseIterable { case base, `default`, growing }
 
@@ -60,57 +60,83 @@ struct SWIOTLBIOBench: ParsableCommand {
     }
 
     func run() throws {
+        let result = try measure()
+        if json { return try BenchJSON.print(result) }
+        printTable(result)
+    }
+
+    func measure() throws -> SWIOTLBIOResult {
+        Progress.shared.begin("swiotlb-io")
         var cells: [String: [Kernel: [Double]]] = [:]
+        // The timeline first, on a growing machine of its own: how its pools fill and grow
+        // from boot as the three workloads run back to back.
+        let timeline = try sampleGrowth(try machine(.growing))
         let machines = try Kernel.allCases.map { try machine($0) }
         // Runs follow each other without a reboot, as the seed's did, and the three
         // kernels take turns, so that this noisy machine's drift falls on all of them. One
         // untimed run first faults in the emulated RAM the workload touches (a booted
         // kernel's RAM is resident; ours is mapped MAP_NORESERVE), swiotlb included.
-        for workload in Self.workloads {
+        let steps = Self.workloads.count * (runs + 1)
+        for (w, workload) in Self.workloads.enumerated() {
             for machine in machines { _ = try measure(machine, workload) }
-            for _ in 0..<runs {
+            for run in 0..<runs {
                 for (kernel, machine) in zip(Kernel.allCases, machines) {
                     cells[workload.name, default: [:]][kernel, default: []].append(try measure(machine, workload))
                 }
+                Progress.shared.step(w * (runs + 1) + run + 2, of: steps)
             }
         }
-        let grownSlabs = try machines[2].benchRead("kernel/debug/swiotlb/io_tlb_nslabs").trimmingCharacters(in: .whitespacesAndNewlines)
         func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
         func variance(_ v: [Double]) -> Double {
             let m = mean(v)
             return (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count - 1)).squareRoot() / m * 100
         }
-        func signed(_ value: Double) -> String { (value >= 0 ? "+" : "") + fixed(value) + "%" }
-        if !json {
-            print("swiotlb-io: always-bouncing HBA, \(mib) MiB written + read per run, \(runs) runs after a warm-up; MiB/s is the mean")
-            print("       base              default                    growing (1 MiB start)      seed diff (x86 VM)")
-            print("       MiB/s    var      MiB/s    var    diff       MiB/s    var    diff       default  growing")
-        }
-        var worst = Double.infinity
-        for workload in Self.workloads {
+        let rows = Self.workloads.map { workload in
             let row = cells[workload.name]!
             let base = mean(row[.base]!)
             let diff = { (k: Kernel) in (mean(row[k]!) - base) / base * 100 }
-            worst = min(worst, diff(.growing))
-            if json {
-                print(jsonLine([
-                    ("bench", "swiotlb-io"), ("workload", workload.name),
-                    ("base_mib_s", base), ("base_var_pct", variance(row[.base]!)),
-                    ("default_mib_s", mean(row[.default]!)), ("default_var_pct", variance(row[.default]!)), ("default_diff_pct", diff(.default)),
-                    ("growing_mib_s", mean(row[.growing]!)), ("growing_var_pct", variance(row[.growing]!)), ("growing_diff_pct", diff(.growing)),
-                ]))
-                continue
-            }
-            func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: n, withPad: " ", startingAt: 0) }
-            print(pad(workload.name, 7) + pad(fixed(base, 0), 9) + pad(fixed(variance(row[.base]!), 2) + "%", 9)
-                  + pad(fixed(mean(row[.default]!), 0), 9) + pad(fixed(variance(row[.default]!), 2) + "%", 7) + pad(signed(diff(.default)), 11)
-                  + pad(fixed(mean(row[.growing]!), 0), 9) + pad(fixed(variance(row[.growing]!), 2) + "%", 7) + pad(signed(diff(.growing)), 11)
-                  + pad(workload.seed.0, 9) + workload.seed.1)
+            return SWIOTLBIOResult.Row(
+                workload: workload.name, baseMibS: base, baseVarPct: variance(row[.base]!),
+                defaultMibS: mean(row[.default]!), defaultVarPct: variance(row[.default]!), defaultDiffPct: diff(.default),
+                growingMibS: mean(row[.growing]!), growingVarPct: variance(row[.growing]!), growingDiffPct: diff(.growing))
         }
-        if !json {
-            print("growing swiotlb ended at \(grownSlabs) slabs (started at 512)")
-            print("worst growing diff \(signed(worst)) vs the seed's worst \(signed(Self.seedWorstGrowing)): "
-                  + (worst >= Self.seedWorstGrowing ? "met" : "NOT met"))
+        return SWIOTLBIOResult(runs: runs, mib: mib, rows: rows, grownNslabs: machines[2].swiotlb?.nslabs ?? 0, timeline: timeline)
+    }
+
+    /// Every workload once on `machine`, then the burst, with its swiotlb read every
+    /// millisecond by another thread: used slots, slots, transient slots and pools.
+    func sampleGrowth(_ machine: Machine) throws -> [SWIOTLBIOResult.Sample] {
+        guard let mem = machine.swiotlb else { return [] }
+        let sampler = SWIOTLBSampler(mem)
+        for workload in Self.workloads {
+            sampler.workload(workload.name)
+            _ = try measure(machine, workload)
+        }
+        sampler.workload("burst")
+        try machine.benchWrite("kernel/debug/dma_map_benchmark", Self.burst)
+        mem.waitForGrowth()
+        return sampler.stop()
+    }
+
+    func printTable(_ result: SWIOTLBIOResult) {
+        func signed(_ value: Double) -> String { (value >= 0 ? "+" : "") + fixed(value) + "%" }
+        print("swiotlb-io: always-bouncing HBA, \(mib) MiB written + read per run, \(runs) runs after a warm-up; MiB/s is the mean")
+        print("       base              default                    growing (1 MiB start)      seed diff (x86 VM)")
+        print("       MiB/s    var      MiB/s    var    diff       MiB/s    var    diff       default  growing")
+        for row in result.rows {
+            let seed = Seeds.swiotlbIO[row.workload]!
+            print(padded(row.workload, 7) + padded(fixed(row.baseMibS, 0), 9) + padded(fixed(row.baseVarPct, 2) + "%", 9)
+                + padded(fixed(row.defaultMibS, 0), 9) + padded(fixed(row.defaultVarPct, 2) + "%", 7) + padded(signed(row.defaultDiffPct), 11)
+                + padded(fixed(row.growingMibS, 0), 9) + padded(fixed(row.growingVarPct, 2) + "%", 7) + padded(signed(row.growingDiffPct), 11)
+                + padded(seed.default, 9) + seed.growing)
+        }
+        let worst = result.rows.map(\.growingDiffPct).min() ?? 0
+        print("growing swiotlb ended at \(result.grownNslabs) slabs (started at 512)")
+        print("worst growing diff \(signed(worst)) vs the seed's worst \(signed(Seeds.swiotlbWorstGrowing)): "
+            + (worst >= Seeds.swiotlbWorstGrowing ? "met" : "NOT met"))
+        if let last = result.timeline.last {
+            print("timeline (a growing machine of its own): \(result.timeline.count) samples over \(fixed(last.ms, 0)) ms, "
+                + "peak \(result.timeline.map(\.used).max() ?? 0) slots used, \(result.timeline.map(\.pools).max() ?? 0) pools")
         }
     }
 }

@@ -1,0 +1,123 @@
+// The control tree through FUSE: dmaemud and ../shared/bench/fuse_hello.c mounted side by
+// side, both timed by ../shared/bench/fuse_rw.py in interleaved rounds (cat of a pools
+// file, echo 1 > alloc), and `echo 373959 > alloc` against the engine's own time for the
+// same allocations. Needs root (or fusermount3) and /dev/fuse.
+import ArgumentParser
+import DMAPool
+import Foundation
+
+struct FUSEBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fuse", abstract: "cat and echo through dmaemud's FUSE tree beside fuse_hello.c.")
+
+    @Option(help: "A compiled ../shared/bench/fuse_hello.c.") var limit: String
+    @Option(help: "../shared/bench/fuse_rw.py.") var timer = "../shared/bench/fuse_rw.py"
+    @Option(help: "The dmaemud to mount (default: the one beside this program).") var dmaemud: String?
+    @Option(help: "Operations per timing.") var operations = 5000
+    @Option(help: "Interleaved rounds; medians are reported.") var rounds = 3
+    @Option(help: "Blocks of the large echo (the seed's chain pool).") var blocks = 373_959
+    @Flag(help: "The result as one line of JSON.") var json = false
+
+    func validate() throws {
+        guard (1...1_000_000).contains(operations) else { throw ValidationError("--operations must be 1...1000000") }
+        guard (1...50).contains(rounds) else { throw ValidationError("--rounds must be 1...50") }
+        guard (1...10_000_000).contains(blocks) else { throw ValidationError("--blocks must be 1...10000000") }
+    }
+
+    struct Timing: Decodable { var usPerOp: Double }
+
+    func run() throws {
+        let result = try measure()
+        if json { return try BenchJSON.print(result) }
+        print(Report.fuse(result), terminator: "")
+    }
+
+    func measure() throws -> FUSEResult {
+        Progress.shared.begin("fuse")
+        var template = Array("/tmp/dmaemu-bench-fuse.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw BenchError(description: "mkdtemp: \(String(cString: strerror(errno)))") }
+        let work = String(cString: made), hello = work + "/hello", mount = work + "/dmaemu"
+        try FileManager.default.createDirectory(atPath: hello, withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: false)
+        let daemonPath = dmaemud ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dmaemud").path
+        // Both in the foreground, so that SIGTERM unmounts them (DMAEmuBench.main clears
+        // the signal mask they inherit).
+        let helloServer = try start(limit, ["-f", hello])
+        let daemon = try start(daemonPath, [mount])
+        defer {
+            stop(daemon, mount)
+            stop(helloServer, hello)
+            try? FileManager.default.removeItem(atPath: work)
+        }
+        let device = mount + "/devices/0000:00:04.0"
+        try waitFor(device + "/create_pool")
+        try waitFor(hello + "/alloc")
+        try write(device + "/create_pool", "small 128 16")
+
+        func time(_ path: String, write text: String? = nil) throws -> Double {
+            let arguments = [timer, "-n", String(operations)] + (text.map { ["--write", $0] } ?? []) + [path]
+            guard let line = try runLimit("/usr/bin/env", ["python3"] + arguments, as: Timing.self).first else {
+                throw BenchError(description: "fuse_rw.py printed nothing")
+            }
+            return line.usPerOp
+        }
+        var catPools: [Double] = [], catHello: [Double] = [], echoAlloc: [Double] = [], echoHello: [Double] = [], bigEcho: [Double] = []
+        for round in 1...rounds {
+            catHello.append(try time(hello + "/pools"))
+            catPools.append(try time(device + "/pools"))
+            echoHello.append(try time(hello + "/alloc", write: "1"))
+            echoAlloc.append(try time(device + "/dma_pools/small/alloc", write: "1"))
+            try write(device + "/create_pool", "chain\(round) 128 16")
+            let start = ContinuousClock.now
+            try write(device + "/dma_pools/chain\(round)/alloc", String(blocks))
+            bigEcho.append(milliseconds(since: start))
+            Progress.shared.step(round, of: rounds + 1)
+        }
+        let engine = try (0..<rounds).map { _ in try poolLoop(.stack, count: blocks, size: 128).allocMs }
+        return FUSEResult(
+            rounds: rounds, operations: operations, catPoolsUs: medianOf(catPools), catHelloUs: medianOf(catHello),
+            echoAllocUs: medianOf(echoAlloc), echoHelloUs: medianOf(echoHello), blocks: blocks, bigEchoMs: medianOf(bigEcho),
+            engineAllocMs: medianOf(engine))
+    }
+
+    private func start(_ path: String, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// SIGTERM, which makes a foreground FUSE server unmount and exit; if it has not within
+    /// 5 s, SIGKILL and a lazy unmount, so no mount outlives the run.
+    private func stop(_ server: Process, _ mountpoint: String) {
+        guard server.isRunning else { return }
+        server.terminate()
+        for _ in 0..<50 where server.isRunning { usleep(100_000) }
+        guard server.isRunning else { return }
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+        umount2(mountpoint, Int32(MNT_DETACH))
+    }
+
+    private func waitFor(_ path: String) throws {
+        for _ in 0..<100 {
+            if access(path, F_OK) == 0 { return }
+            usleep(100_000)
+        }
+        throw BenchError(description: "\(path) did not appear within 10 s")
+    }
+
+    /// open(O_WRONLY|O_TRUNC) + write + close, as `echo TEXT > path`.
+    private func write(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_TRUNC)
+        guard fd >= 0 else { throw BenchError(description: "open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array((text + "\n").utf8)
+        guard Foundation.write(fd, bytes, bytes.count) == bytes.count else {
+            throw BenchError(description: "write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

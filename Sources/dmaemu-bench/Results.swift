@@ -1,0 +1,197 @@
+// What each subcommand measured, as data: printed by --json (one line), gathered by `all`
+// into results.json, and rendered by Report and Plots. Keys are snake_case in JSON.
+import Foundation
+
+struct PoolLoop: Codable {
+    var algorithm: String
+    var allocMs: Double
+    var freeMs: Double
+    var pages: Int
+    var blocks: Int
+}
+
+/// One line of ../shared/bench/pool_limit.c: impl is "c-stack" or "c-legacy".
+struct CPoolRun: Codable {
+    var impl: String
+    var count: Int
+    var size: Int
+    var allocMs: Double
+    var freeMs: Double
+    var pages: Int
+    var blocks: Int
+}
+
+/// One line of ../shared/bench/memcpy_limit.c.
+struct MemcpyRun: Codable {
+    var bytes: Int
+    var nsPerCopy: Double
+    var gbPerS: Double
+}
+
+struct MPT3SASResult: Codable {
+    var count: Int
+    var size: Int
+    var runs: Int
+    var algorithms: [PoolLoop]
+    var limits: [CPoolRun]
+}
+
+struct DMAPoolTestResult: Codable {
+    struct Entry: Codable {
+        var algorithm: String
+        var size: Int
+        var align: Int
+        var boundary: Int
+        var blocks: Int
+        var timeUs: Int
+    }
+    var iterations: Int
+    var entries: [Entry]
+}
+
+struct MapResult: Codable {
+    var threads: Int
+    var seconds: Int
+    var bits: Int
+    var dir: String
+    var granule: Int
+    var force: Bool
+    var debugfs: Bool
+    var loops: Int
+    var avgMapNs: Double
+    var mapStddevNs: Double
+    var avgUnmapNs: Double
+    var unmapStddevNs: Double
+    var bounced: Bool
+    /// The kernel tool's three lines.
+    var toolOutput: String
+    /// With a limit: a map+unmap pair timed in an untimed loop, and the memcpy beside it.
+    var loopPairNs: Double?
+    var memcpy: MemcpyRun?
+}
+
+struct ProbeResult: Codable {
+    var algorithm: String
+    var runs: Int
+    var probeMs: Double
+    var removeMs: Double
+}
+
+struct SWIOTLBIOResult: Codable {
+    struct Row: Codable {
+        var workload: String
+        var baseMibS: Double
+        var baseVarPct: Double
+        var defaultMibS: Double
+        var defaultVarPct: Double
+        var defaultDiffPct: Double
+        var growingMibS: Double
+        var growingVarPct: Double
+        var growingDiffPct: Double
+    }
+    /// One sample of the growing machine while small, big and 4way run back to back.
+    struct Sample: Codable {
+        var ms: Double
+        var workload: String
+        var used: Int
+        var nslabs: Int
+        var transientNslabs: Int
+        var pools: Int
+    }
+    var runs: Int
+    var mib: Int
+    var rows: [Row]
+    var grownNslabs: Int
+    var timeline: [Sample]
+}
+
+struct DMCryptResult: Codable {
+    var pageAlloc: String
+    var cipher: String
+    var iodepth: Int
+    var mib: Int
+    var runs: Int
+    var mibPerS: Double
+    var allocUsPerBio: Double
+}
+
+/// Time per operation against the number of blocks in the pool.
+struct ScalingResult: Codable {
+    struct Point: Codable {
+        var algorithm: String
+        var blocks: Int
+        var repeats: Int
+        var allocNsPerOp: Double
+        var freeNsPerOp: Double
+    }
+    var size: Int
+    var points: [Point]
+    /// pool_limit.c's stack shape at the same counts, when it was given.
+    var limits: [CPoolRun]
+}
+
+struct FUSEResult: Codable {
+    var rounds: Int
+    var operations: Int
+    var catPoolsUs: Double
+    var catHelloUs: Double
+    var echoAllocUs: Double
+    var echoHelloUs: Double
+    var blocks: Int
+    var bigEchoMs: Double
+    var engineAllocMs: Double
+}
+
+/// results.json: every section `all` ran, with the machine and the C limits of the run.
+struct BenchResults: Codable {
+    struct Host: Codable {
+        var cpus: Int
+        var kernel: String
+        var memoryGib: Double
+    }
+    var date: String
+    var host: Host
+    var quick: Bool
+    var memcpy: [MemcpyRun] = []
+    var mpt3sas: MPT3SASResult?
+    var dmapoolTest: DMAPoolTestResult?
+    var scaling: ScalingResult?
+    var map: [MapResult] = []
+    var probe: [ProbeResult] = []
+    var swiotlbIo: SWIOTLBIOResult?
+    var dmcrypt: [DMCryptResult] = []
+    var fuse: FUSEResult?
+    /// Subcommands that failed, with their error; the others still report.
+    var errors: [String] = []
+
+    static func current(quick: Bool) -> BenchResults {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let info = ProcessInfo.processInfo
+        return BenchResults(
+            date: ISO8601DateFormatter().string(from: Date()),
+            host: Host(cpus: info.activeProcessorCount, kernel: release, memoryGib: Double(info.physicalMemory) / Double(1 << 30)),
+            quick: quick)
+    }
+}
+
+enum BenchJSON {
+    static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        return try encoder.encode(value)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(type, from: data)
+    }
+
+    /// --json: the result on one line of stdout.
+    static func print<T: Encodable>(_ value: T) throws {
+        Swift.print(String(decoding: try encode(value), as: UTF8.self))
+    }
+}
