@@ -2,14 +2,20 @@
 // free finds its page in O(log pages). Pages are never removed before destroy, so only
 // insertion (with the kernel's rb_insert_color recolouring) and lookup are needed. Nodes
 // are indices into one array, the pages' headers, so the tree allocates only as that
-// array grows.
+// array grows. What a lookup reads (the key and the two links) sits apart in 16 bytes a
+// page, so the walk of a 10^6-block pool stays in the L2 cache rather than striding
+// through 64-byte headers.
 import DMA
 
 struct PageTree {
-    struct Node {
-        var chain: ChainPage
+    struct Key {
+        let dma: DMAAddr
         var left: Int32 = -1
         var right: Int32 = -1
+    }
+
+    struct Node {
+        var chain: ChainPage
         var parent: Int32 = -1
         var red = true
         /// avail_page_list links; `onAvail` is !list_empty(&page->avail_page_link).
@@ -19,17 +25,19 @@ struct PageTree {
     }
 
     var nodes: [Node] = []
+    /// keys[i] is nodes[i]'s page dma and links.
+    var keys: [Key] = []
     var root: Int32 = -1
 
     /// pool_find_page(): go left below a page, right past its end.
     func find(_ dma: DMAAddr, allocation: Int) -> Int? {
         var index = root
         while index >= 0 {
-            let page = nodes[Int(index)].chain.page
-            if dma < page.dma {
-                index = nodes[Int(index)].left
-            } else if dma - page.dma >= DMAAddr(allocation) {
-                index = nodes[Int(index)].right
+            let key = keys[Int(index)]
+            if dma < key.dma {
+                index = key.left
+            } else if dma - key.dma >= DMAAddr(allocation) {
+                index = key.right
             } else {
                 return Int(index)
             }
@@ -47,25 +55,26 @@ struct PageTree {
         var index = root
         while index >= 0 {
             parent = index
-            let page = nodes[Int(index)].chain.page
-            if dma < page.dma {
+            let key = keys[Int(index)]
+            if dma < key.dma {
                 goLeft = true
-                index = nodes[Int(index)].left
-            } else if dma - page.dma >= DMAAddr(allocation) {
+                index = key.left
+            } else if dma - key.dma >= DMAAddr(allocation) {
                 goLeft = false
-                index = nodes[Int(index)].right
+                index = key.right
             } else {
-                return .overlap(existing: page.dma)
+                return .overlap(existing: key.dma)
             }
         }
         let new = Int32(nodes.count)
         nodes.append(Node(chain: chain, parent: parent))
+        keys.append(Key(dma: dma))
         if parent < 0 {
             root = new
         } else if goLeft {
-            nodes[Int(parent)].left = new
+            keys[Int(parent)].left = new
         } else {
-            nodes[Int(parent)].right = new
+            keys[Int(parent)].right = new
         }
         insertColor(new)
         return .inserted(Int(new))
@@ -78,11 +87,11 @@ struct PageTree {
         while index >= 0 || !stack.isEmpty {
             while index >= 0 {
                 stack.append(index)
-                index = nodes[Int(index)].left
+                index = keys[Int(index)].left
             }
             let top = stack.removeLast()
             body(nodes[Int(top)])
-            index = nodes[Int(top)].right
+            index = keys[Int(top)].right
         }
     }
 
@@ -90,8 +99,8 @@ struct PageTree {
     func postOrder(_ body: (Node) -> Void) {
         func visit(_ index: Int32) {
             guard index >= 0 else { return }
-            visit(nodes[Int(index)].left)
-            visit(nodes[Int(index)].right)
+            visit(keys[Int(index)].left)
+            visit(keys[Int(index)].right)
             body(nodes[Int(index)])
         }
         visit(root)
@@ -109,8 +118,8 @@ struct PageTree {
             }
             guard nodes[Int(parent)].red else { return }
             let grandparent = nodes[Int(parent)].parent  // a red parent is never the root
-            let parentIsLeft = nodes[Int(grandparent)].left == parent
-            let uncle = parentIsLeft ? nodes[Int(grandparent)].right : nodes[Int(grandparent)].left
+            let parentIsLeft = keys[Int(grandparent)].left == parent
+            let uncle = parentIsLeft ? keys[Int(grandparent)].right : keys[Int(grandparent)].left
             if uncle >= 0 && nodes[Int(uncle)].red {
                 nodes[Int(parent)].red = false
                 nodes[Int(uncle)].red = false
@@ -120,13 +129,13 @@ struct PageTree {
             }
             var top = parent
             if parentIsLeft {
-                if nodes[Int(parent)].right == node {
+                if keys[Int(parent)].right == node {
                     rotateLeft(parent)
                     top = node
                 }
                 rotateRight(grandparent)
             } else {
-                if nodes[Int(parent)].left == node {
+                if keys[Int(parent)].left == node {
                     rotateRight(parent)
                     top = node
                 }
@@ -139,22 +148,22 @@ struct PageTree {
     }
 
     private mutating func rotateLeft(_ x: Int32) {
-        let y = nodes[Int(x)].right
-        let inner = nodes[Int(y)].left
-        nodes[Int(x)].right = inner
+        let y = keys[Int(x)].right
+        let inner = keys[Int(y)].left
+        keys[Int(x)].right = inner
         if inner >= 0 { nodes[Int(inner)].parent = x }
         replaceChild(of: nodes[Int(x)].parent, old: x, new: y)
-        nodes[Int(y)].left = x
+        keys[Int(y)].left = x
         nodes[Int(x)].parent = y
     }
 
     private mutating func rotateRight(_ x: Int32) {
-        let y = nodes[Int(x)].left
-        let inner = nodes[Int(y)].right
-        nodes[Int(x)].left = inner
+        let y = keys[Int(x)].left
+        let inner = keys[Int(y)].right
+        keys[Int(x)].left = inner
         if inner >= 0 { nodes[Int(inner)].parent = x }
         replaceChild(of: nodes[Int(x)].parent, old: x, new: y)
-        nodes[Int(y)].right = x
+        keys[Int(y)].right = x
         nodes[Int(x)].parent = y
     }
 
@@ -162,10 +171,10 @@ struct PageTree {
         nodes[Int(new)].parent = parent
         if parent < 0 {
             root = new
-        } else if nodes[Int(parent)].left == old {
-            nodes[Int(parent)].left = new
+        } else if keys[Int(parent)].left == old {
+            keys[Int(parent)].left = new
         } else {
-            nodes[Int(parent)].right = new
+            keys[Int(parent)].right = new
         }
     }
 
@@ -174,11 +183,11 @@ struct PageTree {
     func blackHeight(_ index: Int32? = nil) -> Int? {
         let index = index ?? root
         guard index >= 0 else { return 1 }
-        let node = nodes[Int(index)]
-        for child in [node.left, node.right] where child >= 0 && node.red && nodes[Int(child)].red {
+        let node = nodes[Int(index)], key = keys[Int(index)]
+        for child in [key.left, key.right] where child >= 0 && node.red && nodes[Int(child)].red {
             return nil
         }
-        guard let left = blackHeight(node.left), let right = blackHeight(node.right), left == right else {
+        guard let left = blackHeight(key.left), let right = blackHeight(key.right), left == right else {
             return nil
         }
         return left + (node.red ? 0 : 1)

@@ -38,7 +38,11 @@ final class HeldPool: Sendable {
     func alloc(_ count: Int, zero: Bool = false) throws(Errno) {
         try blocks.withLock { (blocks) throws(Errno) in
             let start = blocks.list.count
-            blocks.list.reserveCapacity(start + count)
+            // Doubling, as append does: reserving exactly start + count would copy the whole
+            // list on every `echo 1 > alloc`.
+            if start + count > blocks.list.capacity {
+                blocks.list.reserveCapacity(max(start + count, 2 * blocks.list.capacity))
+            }
             for _ in 0..<count {
                 guard let block = zero ? pool.zalloc() : pool.alloc() else {
                     for block in blocks.list[start...].reversed() { pool.free(block.cpu, dma: block.dma) }

@@ -147,9 +147,10 @@ extension FUSEServer {
                 }
             }
             fi.pointee.fh = server.handles.open(.file(attribute, snapshot: snapshot))
-            // Reads must bypass the page cache to see each open's snapshot; a write-only
-            // open need not, and without direct_io the kernel keeps the cached attributes.
-            fi.pointee.direct_io = reading ? 1 : 0
+            // Reads must bypass the page cache to see each open's snapshot, and writes are
+            // cheaper without it too: a buffered `echo 1 > alloc` costs a page-cache page
+            // per write (measured: 3 us more per echo than fuse_hello.c, which is direct_io).
+            fi.pointee.direct_io = 1
             fuse_reply_open(req, fi)
         }
         ops.read = { req, _, size, offset, fi in

@@ -15,7 +15,7 @@ struct ScalingBench: ParsableCommand {
     @Option(help: "Block size in bytes.") var size = 128
     @Option(help: "Smallest block count.") var minBlocks = 1000
     @Option(help: "Largest block count.") var maxBlocks = 10_000_000
-    @Option(help: "Blocks allocated per point at least: small counts repeat the loop (medians).") var work = 1_000_000
+    @Option(help: "Blocks allocated per point at least: small counts repeat the loop more than 3 times (medians).") var work = 1_000_000
     @Option(help: "Seconds legacy's next point may be predicted to take before it stops.") var legacyBudget = 15.0
     @Option(help: "A compiled ../shared/bench/pool_limit.c, run at each count of 1e4 and above.") var limit: String?
     @Flag(help: "The result as one line of JSON.") var json = false
@@ -79,7 +79,8 @@ struct ScalingBench: ParsableCommand {
                     let ratio = Double(count) / Double(previous.count)
                     if previous.seconds * ratio * ratio > legacyBudget { continue }
                 }
-                let repeats = max(1, work / count)
+                // Three at least: one sample of a large count is as noisy as this VM.
+                let repeats = max(3, work / count)
                 var loops: [PoolLoop] = []
                 for _ in 0..<repeats { loops.append(try poolLoop(algorithm, count: count, size: size, device: device)) }
                 let allocMs = medianOf(loops.map(\.allocMs)), freeMs = medianOf(loops.map(\.freeMs))
