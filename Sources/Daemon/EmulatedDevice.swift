@@ -216,54 +216,80 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
 
     // MARK: - The directory
 
+    /// A file of this device's directory. The directory belongs to the device, so its
+    /// files hold the device weakly (a strong capture would keep every removed device, and
+    /// its machine, alive forever); a file still open after remove_device answers ENODEV,
+    /// as sysfs does.
+    private func attribute(
+        show: (@Sendable (EmulatedDevice) throws(Errno) -> String)? = nil,
+        store: (@Sendable (EmulatedDevice, String) throws(Errno) -> Void)? = nil
+    ) -> ControlAttribute {
+        var shown: ControlAttribute.Show?
+        var stored: ControlAttribute.Store?
+        if let show {
+            shown = { [weak self] () throws(Errno) -> String in
+                guard let self else { throw .operationNotSupportedByDevice }
+                return try show(self)
+            }
+        }
+        if let store {
+            stored = { [weak self] (text: String) throws(Errno) in
+                guard let self else { throw .operationNotSupportedByDevice }
+                try store(self, text)
+            }
+        }
+        return ControlAttribute(show: shown, store: stored)
+    }
+
     private func buildDirectory() {
         let device = self.device
-        directory.add("driver", ControlAttribute(show: { [self] in "\(driver)\n" }))
-        directory.add("state", ControlAttribute(
-            show: { [self] in isBound ? "bound\n" : "unbound\n" },
-            store: { [self] text throws(Errno) in
+        directory.add("driver", attribute(show: { "\($0.driver)\n" }))
+        directory.add("state", attribute(
+            show: { $0.isBound ? "bound\n" : "unbound\n" },
+            store: { emulated, text throws(Errno) in
                 switch text {
-                case "probe": try probe()
-                case "remove": try remove()
+                case "probe": try emulated.probe()
+                case "remove": try emulated.remove()
                 default: throw .invalidArgument
                 }
             }))
-        directory.add("dmapool_algorithm", ControlAttribute(
-            show: { [self] in state.withLock { $0.algorithm.rawValue } + "\n" },
-            store: { [self] text throws(Errno) in
+        directory.add("dmapool_algorithm", attribute(
+            show: { $0.state.withLock { $0.algorithm.rawValue } + "\n" },
+            store: { emulated, text throws(Errno) in
                 guard let algorithm = DMAPoolAlgorithm(rawValue: text) else { throw .invalidArgument }
-                try state.withLock { (state) throws(Errno) in
+                try emulated.state.withLock { (state) throws(Errno) in
                     guard !state.bound else { throw .resourceBusy }
                     state.algorithm = algorithm
                 }
             }))
-        directory.add("dma_mask_bits", ControlAttribute(
-            show: { "\(64 - device.dmaMask.leadingZeroBitCount)\n" },
-            store: { [self] text throws(Errno) in
+        directory.add("dma_mask_bits", attribute(
+            show: { _ in "\(64 - device.dmaMask.leadingZeroBitCount)\n" },
+            store: { emulated, text throws(Errno) in
                 let bits = Int(try StoreParsing.number(text, max: 64))
                 guard bits >= 20 else { throw .invalidArgument }
-                guard !isBound else { throw .resourceBusy }
+                guard !emulated.isBound else { throw .resourceBusy }
                 device.dmaMask = dmaBitMask(bits)
                 device.coherentDMAMask = dmaBitMask(bits)
             }))
         let params = directory.directory("params")
         for (parameter, _) in driverInstance.parameters {
-            params.add(parameter, ControlAttribute(
-                show: { [self] in (driverInstance.parameters.first { $0.name == parameter }?.value ?? "") + "\n" },
-                store: { [self] text throws(Errno) in
-                    guard !isBound else { throw .resourceBusy }
-                    try driverInstance.setParameter(parameter, text)
+            params.add(parameter, attribute(
+                show: { ($0.driverInstance.parameters.first { $0.name == parameter }?.value ?? "") + "\n" },
+                store: { emulated, text throws(Errno) in
+                    guard !emulated.isBound else { throw .resourceBusy }
+                    try emulated.driverInstance.setParameter(parameter, text)
                 }))
         }
         let blockDriver = driverInstance as? any BlockDriver
-        directory.add("stats", ControlAttribute(show: { [self] in
-            let (probe, remove) = state.withLock { ($0.probeMicroseconds, $0.removeMicroseconds) }
-            return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n" + (blockDriver?.queue?.stats.text ?? "") + driverInstance.statsText
+        directory.add("stats", attribute(show: { emulated in
+            let (probe, remove) = emulated.state.withLock { ($0.probeMicroseconds, $0.removeMicroseconds) }
+            return "probe_us \(probe ?? 0)\nremove_us \(remove ?? 0)\n" + (blockDriver?.queue?.stats.text ?? "")
+                + emulated.driverInstance.statsText
         }))
         if let blockDriver { addBlockFiles(blockDriver) }
         driverInstance.addFiles(to: directory)
-        directory.add("create_pool", ControlAttribute(store: { [self] text throws(Errno) in try createPool(text) }))
-        directory.add("destroy_pool", ControlAttribute(store: { [self] text throws(Errno) in try destroyPool(text) }))
+        directory.add("create_pool", attribute(store: { emulated, text throws(Errno) in try emulated.createPool(text) }))
+        directory.add("destroy_pool", attribute(store: { emulated, text throws(Errno) in try emulated.destroyPool(text) }))
     }
 
     /// `io` and `disk` for a driver with a disk; both are ENODEV while unbound.

@@ -112,6 +112,18 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
         devicesDirectory.add(name, emulated.directory)
     }
 
+    /// Power-off: every device is unbound, stacked ones first, as remove_device would (the
+    /// drivers' pools and those made through create_pool destroyed). A pool left alive
+    /// would keep its Device, and through it the RAM, allocated after the machine is gone.
+    deinit {
+        var bound = devices.withLock { Array($0.values) }.filter(\.isBound)
+        // A lower device is EBUSY while the one stacked on it is bound: a pass per level.
+        for _ in 0...bound.count where !bound.isEmpty {
+            for emulated in bound { try? emulated.remove() }
+            bound = bound.filter(\.isBound)
+        }
+    }
+
     /// control/remove_device "<name>": removed (the driver unbound first); EBUSY, as the
     /// unbind is, while a stacked device holds it.
     public func removeDevice(_ name: String) throws(Errno) {
@@ -142,7 +154,9 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
 
     private func buildTree() {
         let control = root.directory("control")
-        control.add("add_device", ControlAttribute(store: { [self] text throws(Errno) in
+        // The tree belongs to the machine: its files hold it weakly (ENODEV once it is gone).
+        control.add("add_device", ControlAttribute(store: { [weak self] text throws(Errno) in
+            guard let self else { throw .operationNotSupportedByDevice }
             let words = StoreParsing.words(text)
             guard words.count >= 2 else { throw .invalidArgument }
             var parameters: [String: String] = [:]
@@ -153,7 +167,10 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
             }
             try addDevice(driver: words[0], name: words[1], parameters: parameters)
         }))
-        control.add("remove_device", ControlAttribute(store: { [self] text throws(Errno) in try removeDevice(text) }))
+        control.add("remove_device", ControlAttribute(store: { [weak self] text throws(Errno) in
+            guard let self else { throw .operationNotSupportedByDevice }
+            try removeDevice(text)
+        }))
 
         let kernel = root.directory("kernel")
         kernel.add("buddyinfo", ControlAttribute(show: { [ram] in ram.buddyInfo }))
@@ -163,7 +180,7 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
         let swiotlbDirectory = kernel.directory("debug").directory("swiotlb")
         if let swiotlb { Self.addDebugfsFiles(swiotlb, to: swiotlbDirectory) }
         for pool in restrictedPools.values { Self.addDebugfsFiles(pool, to: swiotlbDirectory.directory(pool.name)) }
-        root.add("metrics", ControlAttribute(show: { [self] in metricsText() }))
+        root.add("metrics", ControlAttribute(show: { [weak self] in self?.metricsText() ?? "" }))
         root.add("kmsg", ControlAttribute(show: { [ram] in ram.log.messages.map { $0.dmesgLine + "\n" }.joined() }))
     }
 }
