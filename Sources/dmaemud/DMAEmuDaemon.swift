@@ -74,7 +74,9 @@ struct DMAEmuDaemon: ParsableCommand {
         log.printk(.info, "dmaemud: mounted at \(mountpoint)")
         notifier.notify("READY=1\nSTATUS=serving \(machine.config.devices.count) devices at \(mountpoint)")
         let watchdog = Self.startWatchdog(notifier, environment)
-        server.run()
+        // The tree's files hold the machine weakly: it must live until the loop ends, past
+        // its last use here (an optimized build may release a local after its last use).
+        withExtendedLifetime(machine) { server.run() }
         watchdog?.cancel()
         notifier.notify("STOPPING=1\nSTATUS=unmounted \(mountpoint)")
         log.printk(.info, "dmaemud: unmounted \(mountpoint)")
