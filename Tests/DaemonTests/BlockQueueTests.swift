@@ -53,7 +53,9 @@ import Testing
         while let dma = device.mapSingle(5 << 30, size: 65536, .toDevice, attributes: .noWarn) { held.append(dma) }
         #expect(held.count == 16)
         let mappings = UnsafeSendable(held)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(200)) {
+        // A thread of its own: a dispatch worker may not come while parallel tests hold them all.
+        Thread.detachNewThread {
+            usleep(200_000)
             for dma in mappings.value { device.unmapSingle(dma, size: 65536, .toDevice) }
         }
         let start = ContinuousClock.now

@@ -223,7 +223,7 @@ func disk(_ machine: Machine, _ name: String) throws -> ControlBlockFile {
         let held = try #require(pages.pool.alloc(.noWait))
         let done = DispatchSemaphore(value: 0)
         let count = Mutex(0)
-        DispatchQueue.global().async {
+        Thread.detachNewThread {  // it sleeps in mempool_alloc: a thread of its own, not a dispatch worker
             var bio = CryptBio()
             pages.allocBuffer(&bio, size: 1 << 20)
             count.withLock { $0 = bio.used.reduce(0) { $0 + 1 << $1.order } }
