@@ -34,12 +34,9 @@ struct AllBench: ParsableCommand {
             ("dmcrypt", 45, pick([], ["--mib", "16", "--runs", "1"])),
             ("dmcrypt", 20, ["--cipher", "cipher_null-ecb"] + pick([], ["--mib", "16", "--runs", "1"])),
         ]
-        // FUSE first: the daemon's page faults are what `echo 373959 > alloc` mostly costs,
-        // and on this VM they cost 3-4x more once the steps before have touched gigabytes
-        // of RAM (measured: +63 ms after them, +1 to +3 ms before).
         if let hello = limits.fuseHello {
-            plan.insert(("fuse", 40, ["--limit", hello, "--timer", "\(shared)/bench/fuse_rw.py"]
-                + (dmaemud.map { ["--dmaemud", $0] } ?? []) + pick([], ["--operations", "50", "--rounds", "1", "--blocks", "1000"])), at: 0)
+            plan.append(("fuse", 40, ["--limit", hello, "--timer", "\(shared)/bench/fuse_rw.py"]
+                + (dmaemud.map { ["--dmaemud", $0] } ?? []) + pick([], ["--operations", "50", "--rounds", "1", "--blocks", "1000"])))
         }
         let skipped = Set(skip.split(separator: ",").map(String.init))
         return plan.filter { !skipped.contains($0.name) }

@@ -9,26 +9,19 @@ final class SWIOTLBSampler: Sendable {
     private let start = ContinuousClock.now
     private let current = Mutex("")
     private let samples = Mutex<[SWIOTLBIOResult.Sample]>([])
-    private let stopped = Atomic(false)
-    private let done = DispatchSemaphore(value: 0)
+    private let loop = Mutex<Periodic?>(nil)
 
     init(_ mem: IOTLBMem) {
         self.mem = mem
-        Thread.detachNewThread { [self] in
-            while !stopped.load(ordering: .acquiring) {
-                sample()
-                usleep(1000)
-            }
-            sample()
-            done.signal()
-        }
+        loop.withLock { $0 = Periodic(everyMicroseconds: 1000) { [self] _ in sample() } }
     }
 
     func workload(_ name: String) { current.withLock { $0 = name } }
 
+    /// The samples, the last one taken now.
     func stop() -> [SWIOTLBIOResult.Sample] {
-        stopped.store(true, ordering: .releasing)
-        done.wait()
+        loop.withLock { $0 }?.stop()
+        sample()
         return samples.withLock { $0 }
     }
 

@@ -139,6 +139,72 @@ struct BenchToolTests {
         }
     }
 
+    /// The bar is drawn on a terminal (script(1) gives the run one) and nowhere else.
+    @Test func theProgressBarIsForTerminalsOnly() throws {
+        let command = "\(benchPath) mpt3sas --count 2000 --runs 1"
+        let onTerminal = Process()
+        onTerminal.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        onTerminal.arguments = ["-qec", command, "/dev/null"]
+        let out = Pipe()
+        onTerminal.standardOutput = out
+        try onTerminal.run()
+        let shown = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        onTerminal.waitUntilExit()
+        #expect(shown.contains("] ") && shown.contains("mpt3sas (1/1,") && shown.contains("ETA"))
+
+        let piped = Process()
+        piped.executableURL = URL(fileURLWithPath: benchPath)
+        piped.arguments = ["mpt3sas", "--count", "2000", "--runs", "1"]
+        let err = Pipe()
+        piped.standardError = err
+        piped.standardOutput = FileHandle.nullDevice
+        try piped.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        piped.waitUntilExit()
+        #expect(!stderr.contains("ETA"))
+    }
+
+    /// The growth verdicts on curves made by hand: per-op ns at 1e4 and 1e6 (1e5 and 1e6 for
+    /// legacy's slope), one set inside every target and one just outside each.
+    @Test(arguments: [
+        (stack: (10.0, 8.0, 12.0, 9.2), rbtree: (15.0, 15.0, 20.0, 30.0), legacy: (50.0, 500.0), met: true),
+        (stack: (10.0, 8.0, 16.0, 9.2), rbtree: (15.0, 15.0, 20.0, 35.0), legacy: (50.0, 100.0), met: false),
+    ])
+    func growthChecksJudgeTheCurves(
+        stack: (Double, Double, Double, Double), rbtree: (Double, Double, Double, Double), legacy: (Double, Double), met: Bool
+    ) throws {
+        func point(_ algorithm: String, _ blocks: Int, _ alloc: Double, _ free: Double) -> [String: Any] {
+            ["algorithm": algorithm, "blocks": blocks, "repeats": 3, "alloc_ns_per_op": alloc, "free_ns_per_op": free]
+        }
+        let points = [
+            point("stack", 10_000, stack.0, stack.1), point("stack", 1_000_000, stack.2, stack.3),
+            point("rbtree", 10_000, rbtree.0, rbtree.1), point("rbtree", 1_000_000, rbtree.2, rbtree.3),
+            point("legacy", 100_000, 20, legacy.0), point("legacy", 1_000_000, 20, legacy.1),
+        ]
+        let results: [String: Any] = [
+            "date": "2026-11-23", "host": ["cpus": 2, "kernel": "6.1", "memory_gib": 24.0], "quick": false,
+            "memcpy": [], "map": [], "probe": [], "dmcrypt": [], "errors": [],
+            "scaling": ["size": 128, "points": points, "limits": []],
+        ]
+        let work = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try JSONSerialization.data(withJSONObject: results).write(to: URL(fileURLWithPath: work + "/results.json"))
+        try "<!-- bench-report:begin (make bench-docs writes this part) -->\n<!-- bench-report:end -->\n"
+            .write(toFile: work + "/README.md", atomically: true, encoding: .utf8)
+        _ = try bench(["docs", "--results", work + "/results.json", "--readme", work + "/README.md", "--docs", work + "/docs"])
+        let report = try String(contentsOfFile: work + "/README.md", encoding: .utf8)
+        let verdict = met ? "- met: " : "- **NOT met**: "
+        // stack: 12/10 = 1.20x and 9.2/8 = 1.15x inside 1.5x; 16/10 = 1.60x outside.
+        #expect(report.contains(verdict + "`stack` flat"))
+        #expect(report.contains(met ? "alloc 1.20x, free 1.15x" : "alloc 1.60x, free 1.15x"))
+        // rbtree: log(1e6)/log(1e4) = 1.5, so 2.25x at most; free 30/15 = 2.00x, 35/15 = 2.33x.
+        #expect(report.contains(verdict + "`rbtree` at most logarithmic"))
+        #expect(report.contains(met ? "alloc 1.33x, free 2.00x" : "alloc 1.33x, free 2.33x"))
+        // legacy's free total: x10 blocks and x10 per op is slope 2.00; x2 per op is log10(20) = 1.30.
+        #expect(report.contains(verdict + "`legacy` quadratic"))
+        #expect(report.contains(met ? "slope 2.00 (per op 10.00x)" : "slope 1.30 (per op 2.00x)"))
+    }
+
     @Test func allWritesResultsReportAndPlots() throws {
         let out = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: out) }

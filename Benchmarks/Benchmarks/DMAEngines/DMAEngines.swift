@@ -38,7 +38,7 @@ func benchDevice(swiotlb: Bool = false) throws -> Device {
 
 /// A pool holding 1024 blocks of 128 B (32 pages), as a driver's chain pool would between
 /// I/Os: the legacy free walks its page list, so its cost depends on the pages held.
-final class HeldPool {
+final class BusyPool {
     let pool: DMAPool
     init(_ algorithm: DMAPoolAlgorithm) throws {
         pool = try DMAPool(name: "bench", device: try benchDevice(), size: 128, align: 16, algorithm: algorithm)
@@ -59,7 +59,7 @@ func dmaPoolBenchmarks() {
                 pool.free(block.cpu, dma: block.dma)
             }
         } setup: {
-            try HeldPool(algorithm)
+            try BusyPool(algorithm)
         }
     }
 }
