@@ -1,15 +1,15 @@
 # dmaemu: `make run` builds and runs, `make test` installs what the tests need and runs them.
 SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SHARED ?= ../shared
-# Debian packages the build, the tests (mkfs.ext4, setpriv, losetup, modprobe) and the C
+# Debian packages the build, the tests (mkfs.ext4, setpriv, losetup, modprobe, useradd) and the C
 # limits of $(SHARED)/bench need.
-DEBS   := gcc libc6-dev pkg-config libfuse3-dev fuse3 e2fsprogs util-linux mount kmod
+DEBS   := gcc libc6-dev pkg-config libfuse3-dev fuse3 e2fsprogs util-linux mount kmod passwd
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local
 MOUNTPOINT ?= /mnt
 
-.PHONY: deps build test run bench bench-docs bench-micro bench-malloc clean install uninstall default-config
+.PHONY: deps build test run bench bench-docs bench-micro bench-malloc fuzz sanitize clean install uninstall default-config
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -76,5 +76,39 @@ bench-docs:
 	$(SWIFT) build -c release --product dmaemu-bench
 	.build/release/dmaemu-bench docs --results $(BENCH_OUT)/results.json --readme README.md --docs docs
 
+# The whole test suite under ThreadSanitizer, then under AddressSanitizer (with its leak
+# checker), each in a build directory of its own; any report fails the run. TSan's shadow
+# layout needs ASLR off on kernels with 28+ bits of mmap randomness: setarch -R. TSan
+# skips the suites that run a FUSE session: libfuse 3.14 ends its workers with
+# pthread_cancel, and a thread cancelled inside an interceptor dies "with ignores
+# enabled" (google/sanitizers#646); ASan runs them.
+SANITIZE_TESTS := debug/dmaemuPackageTests.xctest --testing-library swift-testing
+TSAN_SKIP := FUSEMountTests|DaemonEndToEndTests|DiskEndToEndTests|PermissionTests|SoakTests|fuseTimesDmaemud
+sanitize: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch $$(uname -m) -R .build-tsan/$(SANITIZE_TESTS) --skip "$(TSAN_SKIP)"
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Fuzz/lsan.supp .build-asan/$(SANITIZE_TESTS)
+
+# libFuzzer (with AddressSanitizer) on every parser of written text, $(FUZZ_SECONDS) s per
+# target, from the seed corpus in Fuzz/Corpus/<target>/. New inputs go to Fuzz/.work/; a
+# crash stops here with the input's path: copy it into Fuzz/Corpus/<target>/crash-<what>
+# (FuzzTests replays it in `make test`) and fix the parser.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := store io map_benchmark swiotlb config
+fuzz: deps
+	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address 2>&1 | grep -v "Cannot export local symbol" | tail -1
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p Fuzz/.work/$$t; \
+	  if FUZZ_TARGET=$$t SWIFT_BACKTRACE=enable=no LSAN_OPTIONS=suppressions=Fuzz/lsan.supp Fuzz/.build/debug/dmaemu-fuzz -max_total_time=$(FUZZ_SECONDS) \
+	       -timeout=60 -dict=Fuzz/Dictionaries/$$t.dict -artifact_prefix=Fuzz/.work/$$t- -print_final_stats=1 \
+	       Fuzz/.work/$$t Fuzz/Corpus/$$t > Fuzz/.work/$$t.log 2>&1; then \
+	    echo "fuzz $$t: $$(grep -E '^stat::number_of_executed_units' Fuzz/.work/$$t.log | awk '{print $$2}') inputs in $(FUZZ_SECONDS) s, $$(grep -E 'DONE +cov' Fuzz/.work/$$t.log | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+'), no crash"; \
+	  else \
+	    grep -vE '^ +#[0-9]+ 0x' Fuzz/.work/$$t.log | tail -40; \
+	    echo "fuzz $$t: FAILED; the input is $$(ls -t Fuzz/.work/$$t-* | head -1)"; exit 1; \
+	  fi; \
+	done
+
 clean:
-	rm -rf .build Benchmarks/.build $(BENCH_OUT)
+	rm -rf .build .build-tsan .build-asan Benchmarks/.build Fuzz/.build Fuzz/.work $(BENCH_OUT)

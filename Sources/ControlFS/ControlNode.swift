@@ -2,8 +2,8 @@
 // machine changes (devices, pools), and attributes that show a value and store a write.
 // Nodes are long-lived objects, as kobjects are, so the FUSE layer can give each one a
 // stable inode; a directory tells its observer when a child appears or disappears.
+import Locking
 import SystemPackage
-import Synchronization
 
 /// A node of the control tree.
 public protocol ControlNode: AnyObject, Sendable {
@@ -18,8 +18,8 @@ public protocol ControlObserver: AnyObject, Sendable {
 
 public final class ControlDirectory: ControlNode {
     public let mode: UInt16
-    private let entries = Mutex<[(name: String, node: any ControlNode)]>([])
-    private let observer = Mutex<(any ControlObserver)?>(nil)
+    private let entries = PthreadMutex<[(name: String, node: any ControlNode)]>([])
+    private let observer = PthreadMutex<(any ControlObserver)?>(nil)
 
     public init(mode: UInt16 = 0o755) { self.mode = mode }
 

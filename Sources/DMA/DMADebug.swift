@@ -3,8 +3,8 @@
 // function mismatch, a sync outside a mapping, and mappings still held when the driver
 // goes are reported in the kernel's words. Off by default (it costs a lock and a table
 // entry per map); on in tests.
+import Locking
 import PhysicalMemory
-import Synchronization
 
 enum DebugType: CustomStringConvertible {
     case single, scatterGather, coherent
@@ -27,7 +27,7 @@ struct DebugEntry {
 }
 
 final class DMADebug: Sendable {
-    private let entries = Mutex<[DMAAddr: [DebugEntry]]>([:])
+    private let entries = PthreadMutex<[DMAAddr: [DebugEntry]]>([:])
 
     func add(_ entry: DebugEntry) {
         entries.withLock { $0[entry.dma, default: []].append(entry) }

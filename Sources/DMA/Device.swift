@@ -1,6 +1,7 @@
 // An emulated device as the DMA layer sees it: its masks, its pools, its coherent
 // allocations and the driver it is bound to. Masks are atomics because the streaming
 // map path reads them on every call and must not take a second lock for it.
+import Locking
 import PhysicalMemory
 import SWIOTLB
 import Synchronization
@@ -115,7 +116,7 @@ public func dmaAddrText(_ dma: DMAAddr) -> String { "0x" + hex(dma, 16) }
 final class DriverName: Sendable {
     let name: String
     let bus: String
-    let driver = Mutex<String?>(nil)
+    let driver = PthreadMutex<String?>(nil)
 
     init(name: String, bus: String) {
         self.name = name

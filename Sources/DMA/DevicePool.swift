@@ -1,7 +1,7 @@
 // dev->dma_pools: the list a device keeps of its DMA pools, newest first, so that the
 // `pools` attribute can print them. The DMA layer only holds them; DMAPool knows their
 // algorithms and formats.
-import Synchronization
+import Locking
 
 /// A pool that can print its line of the `pools` attribute.
 public protocol DevicePool: AnyObject, Sendable {
@@ -11,7 +11,7 @@ public protocol DevicePool: AnyObject, Sendable {
 }
 
 public final class DevicePoolList: Sendable {
-    private let pools = Mutex<[any DevicePool]>([])
+    private let pools = PthreadMutex<[any DevicePool]>([])
 
     /// Adds at the head (list_add); returns whether the list was empty before, which is
     /// when the kernel creates the `pools` file.

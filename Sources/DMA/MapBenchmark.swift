@@ -1,9 +1,9 @@
 // kernel/dma/map_benchmark.c: threads that each map and unmap one buffer in a loop for a
 // number of seconds, timing both calls, with an optional delay standing in for the
 // transfer. The device's streaming mask is set to `bits` for the run and restored after.
+import Locking
 import PhysicalMemory
 import SWIOTLB
-import Synchronization
 
 public struct MapBenchmark: Sendable {
     /// struct map_benchmark's inputs, with the kernel's limits.
@@ -97,7 +97,7 @@ public struct MapBenchmark: Sendable {
         let savedMask = device.dmaMask
         device.dmaMask = dmaBitMask(parameters.bits)
         defer { device.dmaMask = savedMask }
-        let results = Mutex(Result())
+        let results = PthreadMutex(Result())
         let deadline = monotonicNs() + UInt64(parameters.seconds) * 1_000_000_000
         let direction = parameters.direction
         let delay = parameters.delayNs

@@ -9,6 +9,8 @@ import PhysicalMemory
 public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is immutable; engines lock themselves
     /// The name as the kernel keeps it: strscpy() into name[32], so at most 31 bytes.
     public let name: String
+
+    public static func keptName(_ name: String) -> String { String(decoding: name.utf8.prefix(31), as: UTF8.self) }
     public let device: Device
     public let algorithm: DMAPoolAlgorithm
     public let geometry: DMAPoolGeometry
@@ -35,7 +37,7 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
         algorithm: DMAPoolAlgorithm = .stack, debug: Bool = false
     ) throws(DMAPoolError) {
         geometry = try DMAPoolGeometry(size: size, align: align, boundary: boundary, algorithm: algorithm)
-        self.name = String(decoding: name.utf8.prefix(31), as: UTF8.self)
+        self.name = Self.keptName(name)
         self.device = device
         self.algorithm = algorithm
         self.debug = debug

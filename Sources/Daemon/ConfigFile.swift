@@ -23,6 +23,7 @@ extension MachineConfig {
     public init(toml text: String, file: String) throws(ConfigError) {
         self.init()
         let reader = ConfigReader(text: text, file: file)
+        try TOMLPrecheck.check(text, file: file)
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

@@ -4,8 +4,8 @@
 import ControlFS
 import DMA
 import DMAPool
+import Locking
 import PhysicalMemory
-import Synchronization
 import SystemPackage
 
 public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives in `state`
@@ -30,14 +30,14 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         var holders: Set<String> = []
     }
 
-    private let state: Mutex<State>
+    private let state: PthreadMutex<State>
 
     init(driver: any Driver, name: String, device: Device, algorithm: DMAPoolAlgorithm, debug: Bool) {
         self.name = name
         self.driver = type(of: driver).name
         self.driverInstance = driver
         self.device = device
-        state = Mutex(State(algorithm: algorithm, debug: debug))
+        state = PthreadMutex(State(algorithm: algorithm, debug: debug))
         poolsDirectory = directory.directory("dma_pools")
         buildDirectory()
     }
@@ -129,12 +129,15 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
         let words = StoreParsing.words(text)
         guard (2...4).contains(words.count) else { throw .invalidArgument }
         let name = words[0]
+        // Two names alike in their first 31 bytes are one pool, as they are in the kernel.
+        let key = directoryName(ofPool: name)
+        guard key != ".", key != ".." else { throw .invalidArgument }
         let size = Int(try StoreParsing.number(words[1], max: UInt64(Int32.max) + 1))
         let align = words.count > 2 ? Int(try StoreParsing.number(words[2], max: 1 << 30)) : 0
         let boundary = words.count > 3 ? Int(try StoreParsing.number(words[3], max: 1 << 30)) : 0
         let (algorithm, debug) = try state.withLock { (state) throws(Errno) in
             guard state.bound else { throw .operationNotSupportedByDevice }
-            guard state.pools[directoryName(ofPool: name)] == nil else { throw .fileExists }
+            guard state.pools[key] == nil else { throw .fileExists }
             return (state.algorithm, state.debug)
         }
         let pool: DMAPool
@@ -144,15 +147,25 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
             device.err("create_pool \(name): \(error)")
             throw .invalidArgument
         }
-        add(pool)
+        // A create of the same name may have run meanwhile: the later one gives way.
+        guard add(pool) != nil else {
+            pool.destroy()
+            throw .fileExists
+        }
     }
 
-    /// A pool made by a driver or by create_pool: held, listed under dma_pools/.
+    /// A pool made by a driver or by create_pool: held, listed under dma_pools/. Nil (and
+    /// nothing added) when a pool of that directory name is there already.
     @discardableResult
-    func add(_ pool: DMAPool, ownedByDriver: Bool = false) -> HeldPool {
+    func add(_ pool: DMAPool, ownedByDriver: Bool = false) -> HeldPool? {
         let held = HeldPool(pool, ownedByDriver: ownedByDriver)
         let key = directoryName(ofPool: pool.name)
-        state.withLock { $0.pools[key] = held }
+        let added = state.withLock { state in
+            guard state.pools[key] == nil else { return false }
+            state.pools[key] = held
+            return true
+        }
+        guard added else { return nil }
         poolsDirectory.add(key, poolDirectory(held))
         refreshPoolsFile()
         return held

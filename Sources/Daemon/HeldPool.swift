@@ -3,7 +3,7 @@
 // them, and a driver's pool cannot be destroyed by hand; remove gives them all back.
 import DMA
 import DMAPool
-import Synchronization
+import Locking
 import SystemPackage
 
 /// A block out of a pool: its pointer names emulated RAM, reachable from any thread.
@@ -21,7 +21,7 @@ final class HeldPool: Sendable {
         /// list[..<pinned] belong to the driver.
         var pinned = 0
     }
-    private let blocks = Mutex(Blocks())
+    private let blocks = PthreadMutex(Blocks())
 
     /// The most blocks one write may ask for.
     static let maxCount: UInt64 = 100_000_000

@@ -3,9 +3,9 @@
 import ControlFS
 import DMA
 import DMAPool
+import Locking
 import PhysicalMemory
 import SWIOTLB
-import Synchronization
 import SystemPackage
 
 public enum MachineError: Error, CustomStringConvertible {
@@ -28,7 +28,7 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
     public let restrictedPools: [String: IOTLBMem]
     public let root = ControlDirectory()
     private let devicesDirectory: ControlDirectory
-    private let devices = Mutex<[String: EmulatedDevice]>([:])
+    private let devices = PthreadMutex<[String: EmulatedDevice]>([:])
     /// The machine's dm-crypt targets, which share 2% of its RAM.
     let dmCryptClients: DMCryptClients
 
@@ -177,6 +177,7 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
         let benchmarkDevice = Device(name: "dma_map_benchmark", machine: ram, bus: "platform", swiotlb: swiotlb, dmaMask: .max, coherentDMAMask: .max)
         benchmarkDevice.driverName = "dma_map_benchmark"
         kernel.directory("debug").add("dma_map_benchmark", MapBenchmarkFile(device: benchmarkDevice).attribute)
+        FailPageAllocFiles.add(ram.faults, to: kernel.directory("debug").directory("fail_page_alloc"))
         let swiotlbDirectory = kernel.directory("debug").directory("swiotlb")
         if let swiotlb { Self.addDebugfsFiles(swiotlb, to: swiotlbDirectory) }
         for pool in restrictedPools.values { Self.addDebugfsFiles(pool, to: swiotlbDirectory.directory(pool.name)) }

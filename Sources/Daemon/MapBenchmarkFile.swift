@@ -5,13 +5,13 @@
 // kernel's benchmark is bound to one device through driver_override.
 import ControlFS
 import DMA
-import Synchronization
+import Locking
 import SystemPackage
 
 final class MapBenchmarkFile: Sendable {
     let benchmark: MapBenchmark
-    private let last = Mutex<String?>(nil)
-    private let running = Mutex(false)
+    private let last = PthreadMutex<String?>(nil)
+    private let running = PthreadMutex(false)
 
     init(device: Device) { benchmark = MapBenchmark(device: device) }
 

@@ -1,5 +1,6 @@
 // How a sysfs store reads its buffer: kstrtoul-style numbers (decimal, 0x hex, 0 octal,
 // nothing around them) and space-separated words; anything else is EINVAL.
+import DMAPool
 import SystemPackage
 
 enum StoreParsing {
@@ -28,5 +29,8 @@ enum StoreParsing {
     static func words(_ text: String) -> [String] { text.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
 }
 
-/// The pool directory name: the pool name with spaces made underscores.
-func directoryName(ofPool name: String) -> String { String(name.map { $0 == " " ? "_" : $0 }) }
+/// The pool directory name: the name as dma_pool_create keeps it (31 bytes), with spaces
+/// made underscores and '/' made '!' as sysfs does for kobject names.
+func directoryName(ofPool name: String) -> String {
+    String(DMAPool.keptName(name).map { $0 == " " ? "_" : $0 == "/" ? "!" : $0 })
+}

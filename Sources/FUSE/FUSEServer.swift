@@ -7,6 +7,7 @@ import CFuse3
 import ControlFS
 import Dispatch
 import Glibc
+import Locking
 import Synchronization
 import SystemPackage
 
@@ -47,9 +48,8 @@ public final class FUSEServer: @unchecked Sendable {  // `session` is set once a
     /// Attribute times: when the tree was mounted, as sysfs shows boot time.
     let mountTime = timespec(tv_sec: time(nil), tv_nsec: 0)
     private var session: OpaquePointer?
-    private var args = fuse_args()
     private let invalidations = DispatchQueue(label: "dmaemu.fuse.invalidate")
-    private let loopThread = Mutex<pthread_t?>(nil)
+    private let loopThread = PthreadMutex<pthread_t?>(nil)
     private let stopping = Atomic(false)
 
     public init(root: ControlDirectory, mountpoint: String) {
@@ -62,19 +62,22 @@ public final class FUSEServer: @unchecked Sendable {  // `session` is set once a
     /// is not connected"), refuses a missing or busy mountpoint, then fuse_session_mount().
     public func mount(_ options: MountOptions = MountOptions()) throws(FUSEError) {
         try Self.prepareMountpoint(mountpoint)
-        var flags = "fsname=dmaemu,subtype=dmaemu,default_permissions"
+        // auto_unmount: fusermount3 stays beside us and unmounts when we die, even by SIGKILL.
+        var flags = "fsname=dmaemu,subtype=dmaemu,default_permissions,auto_unmount"
         if options.allowOther { flags += ",allow_other" }
         let words: [String] = ["dmaemud", "-o", flags]
-        let argv = words.map { (word: String) in strdup(word) }
-        let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: argv.count + 1)
-        for (i, arg) in argv.enumerated() { array[i] = arg }
-        array[argv.count] = nil
-        args = fuse_args(argc: Int32(argv.count), argv: array, allocated: 0)
+        var argv = words.map { (word: String) in strdup(word) } + [nil]
         var ops = Self.operations()
         let userdata = Unmanaged.passUnretained(self).toOpaque()
-        guard let session = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
-            throw .sessionFailed
+        let made = argv.withUnsafeMutableBufferPointer { argv in
+            var args = fuse_args(argc: Int32(words.count), argv: argv.baseAddress, allocated: 0)
+            // The session keeps what it parsed; the arguments left over are libfuse's copy
+            // (fuse_opt_parse swaps it in), ours were only read. ASan's leak check found both.
+            defer { fuse_opt_free_args(&args) }
+            return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata)
         }
+        argv.forEach { free($0) }
+        guard let session = made else { throw .sessionFailed }
         self.session = session
         if options.signalHandlers { _ = fuse_set_signal_handlers(session) }
         guard fuse_session_mount(session, mountpoint) == 0 else {
@@ -129,8 +132,9 @@ public final class FUSEServer: @unchecked Sendable {  // `session` is set once a
         var info = stat()
         if stat(path, &info) != 0 {
             guard errno == ENOTCONN else { throw .mountpointMissing(path) }
-            // A daemon killed with its mount in place: detach the dead mount and go on.
-            umount2(path, Int32(MNT_DETACH))
+            // A daemon killed with its mount in place (auto_unmount normally clears it):
+            // detach the dead mount and go on; fusermount3 does it for a user who is not root.
+            if umount2(path, Int32(MNT_DETACH)) != 0 { runFusermount(["-u", "-z", path]) }
             guard stat(path, &info) == 0 else { throw .mountpointMissing(path) }
         }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw .mountpointMissing(path) }
@@ -141,6 +145,16 @@ public final class FUSEServer: @unchecked Sendable {  // `session` is set once a
     }
 
     /// Whether /proc/self/mounts lists a FUSE file system at `path`.
+    /// fusermount3 (setuid root, from the fuse3 package) with `arguments`, waited for.
+    static func runFusermount(_ arguments: [String]) {
+        let argv = (["fusermount3"] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawnp(&pid, "fusermount3", nil, nil, argv, environ) == 0 else { return }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
     static func isFUSEMount(_ path: String) -> Bool {
         guard let file = fopen("/proc/self/mounts", "r") else { return false }
         defer { fclose(file) }

@@ -1,7 +1,7 @@
 // Open files and directories: what an open saw, kept until release, so that reads at any
 // offset of one open return the same snapshot, as a sysfs buffer does.
 import ControlFS
-import Synchronization
+import Locking
 
 enum Handle {
     /// A directory entry as opendir saw it; `node` is nil for "." and "..".
@@ -18,7 +18,7 @@ final class HandleTable: Sendable {
         var next: UInt64 = 1
     }
 
-    private let table = Mutex(Table())
+    private let table = PthreadMutex(Table())
 
     func open(_ handle: Handle) -> UInt64 {
         table.withLock { table in

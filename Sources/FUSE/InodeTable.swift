@@ -2,7 +2,7 @@
 // until it sends FORGET for every lookup it was given. Each known node keeps its number
 // (and stays alive) while its lookup count is above zero; the root is 1 and permanent.
 import ControlFS
-import Synchronization
+import Locking
 
 final class InodeTable: Sendable {
     struct Entry {
@@ -17,7 +17,7 @@ final class InodeTable: Sendable {
         var next: UInt64 = 2
     }
 
-    private let table = Mutex(Table())
+    private let table = PthreadMutex(Table())
 
     init(root: ControlDirectory) {
         table.withLock { table in

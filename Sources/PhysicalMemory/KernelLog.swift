@@ -2,7 +2,7 @@
 // message texts, so that tests can read what a kernel would have printed and the daemon
 // can show the same lines in kmsg. A bounded ring keeps a noisy driver from growing it
 // without limit, as the kernel's log buffer does.
-import Synchronization
+import Locking
 
 /// A printk log level; the raw value is the syslog priority the kernel uses.
 public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
@@ -43,7 +43,7 @@ public final class KernelLog: Sendable {
     }
 
     public let capacity: Int
-    private let ring = Mutex(Ring())
+    private let ring = PthreadMutex(Ring())
     private let boot = ContinuousClock.now
     private let sink: (@Sendable (KernelMessage) -> Void)?
 

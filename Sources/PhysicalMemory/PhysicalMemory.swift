@@ -38,7 +38,7 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     public let size: UInt64
     public let base: UnsafeMutableRawPointer
     public let log: KernelLog
-    public let faults = FaultInjection()
+    public let faults: FaultInjection
     /// The populated zones, lowest first.
     public var zoneKinds: [ZoneKind] { zones.map(\.kind) }
 
@@ -64,6 +64,7 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
         self.size = size
         self.base = ram
         self.log = log
+        self.faults = FaultInjection(log: log)
         self.memMapBytes = bytes
         self.memMap = map.bindMemory(to: PageFrame.self, capacity: pageCount)
         var zones: [Zone] = []
@@ -112,7 +113,7 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     /// limit allows downwards, as the zonelist falls back. `owner` becomes the block's
     /// page_private word (see `freeOwnedPages`). May be called from any thread.
     public func allocPages(order: Int, limit: PhysAddr = .max, owner: UInt64 = 0) -> PhysAddr? {
-        guard order >= 0 && order <= Self.maxOrder, !faults.shouldFail() else { return nil }
+        guard order >= 0 && order <= Self.maxOrder, !faults.shouldFail(order: order) else { return nil }
         for zone in zones.reversed() where zone.startPFN << Self.pageShift < limit {
             guard let pfn = zone.rmqueue(order: order, owner: owner) else { continue }
             let end = PhysAddr(pfn + (1 << order)) << PhysAddr(Self.pageShift)

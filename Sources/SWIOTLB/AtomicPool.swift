@@ -1,20 +1,21 @@
 // The coherent atomic pool (kernel/dma/pool.c, sized by coherent_pool=): memory set aside
 // and already decrypted, so that a confidential VM can hand out bounce memory to a map
 // that may not sleep. Page-granular first fit; it only serves transient swiotlb pools here.
+import Locking
 import PhysicalMemory
 import Synchronization
 
 final class AtomicPool: Sendable {
     let start: PhysAddr
     let pages: Int
-    private let used: Mutex<[Bool]>
+    private let used: PthreadMutex<[Bool]>
 
     init?(ram: PhysicalMemory, bytes: Int) {
         let pages = (bytes + PhysicalMemory.pageSize - 1) / PhysicalMemory.pageSize
         guard pages > 0, let start = ram.reserveContiguous(bytes: pages * PhysicalMemory.pageSize) else { return nil }
         self.start = start
         self.pages = pages
-        used = Mutex(Array(repeating: false, count: pages))
+        used = PthreadMutex(Array(repeating: false, count: pages))
     }
 
     /// dma_alloc_from_pool(): `count` contiguous pages, or nil.

@@ -1,6 +1,7 @@
 // What swiotlb keeps per device (struct device's dma_io_tlb_* fields): the mem it maps
 // through, its transient pools, and whether it ever bounced, so devices that never did
 // skip the pool lookup on unmap entirely.
+import Locking
 import Synchronization
 
 public final class IOTLBClient: @unchecked Sendable {  // `memRef` is kept alive by `mem`
@@ -9,7 +10,7 @@ public final class IOTLBClient: @unchecked Sendable {  // `memRef` is kept alive
     let memRef: Unmanaged<IOTLBMem>
     /// The device's "<driver> <name>" prefix for its messages, read only when one is printed.
     let prefix: @Sendable () -> String
-    let transientPools = Mutex<[IOTLBPool]>([])
+    let transientPools = PthreadMutex<[IOTLBPool]>([])
     /// dev->dma_uses_io_tlb.
     let usesIOTLB = Atomic(false)
 

@@ -5,6 +5,7 @@
 // Readers walk the pool list without a lock: it only ever grows, and a pool is published
 // by the release store of the count after its slot in the table is written.
 import Dispatch
+import Locking
 import PhysicalMemory
 import Synchronization
 
@@ -40,7 +41,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     private static let maxPools = 4096
     private let poolTable: UnsafeMutablePointer<Unmanaged<IOTLBPool>>
     private let poolCount = Atomic<Int>(0)
-    private let addLock = Mutex(())
+    private let addLock = PthreadMutex(())
     private let atomicPool: AtomicPool?
 
     // Every map and unmap updates these (the kernel's debugfs atomics, whose contention
@@ -234,15 +235,16 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
             decUsed(pool.release(tlbAddr, minAlignMask: minAlignMask))
             return
         }
-        let removed = client.transientPools.withLock { pools -> Bool in
-            guard let at = pools.firstIndex(where: { $0 === pool }) else { return false }
-            pools.remove(at: at)
-            return true
+        // The list held the pool's only strong reference (the caller's is unretained): the
+        // one taken out keeps it alive until its memory is freed (ASan saw the read after).
+        let removed = client.transientPools.withLock { pools -> IOTLBPool? in
+            guard let at = pools.firstIndex(where: { $0 === pool }) else { return nil }
+            return pools.remove(at: at)
         }
-        guard removed else { return }
-        decUsed(pool.nslabs)
-        transientSlabs.subtract(pool.nslabs)
-        freePoolMemory(pool)
+        guard let removed else { return }
+        decUsed(removed.nslabs)
+        transientSlabs.subtract(removed.nslabs)
+        freePoolMemory(removed)
     }
 
     // MARK: - Growth

@@ -1,6 +1,6 @@
 // ___ratelimit(): at most `burst` messages per `interval`; when a new interval starts
 // after drops, "<function>: N callbacks suppressed" is printed first, as the kernel does.
-import Synchronization
+import Locking
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +15,7 @@ final class RateLimit: Sendable {
 
     let intervalNs: UInt64
     let burst: Int
-    private let state = Mutex(State())
+    private let state = PthreadMutex(State())
 
     /// DEFAULT_RATELIMIT_INTERVAL (5 s) and DEFAULT_RATELIMIT_BURST (10).
     init(intervalNs: UInt64 = 5_000_000_000, burst: Int = 10) {

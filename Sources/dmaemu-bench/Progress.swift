@@ -2,7 +2,7 @@
 // its step, and an ETA from the time spent so far. `all` plans the subcommands with a
 // weight each (their expected share of the run); a lone subcommand is a plan of one.
 import Foundation
-import Synchronization
+import Locking
 
 final class Progress: Sendable {
     static let shared = Progress()
@@ -14,7 +14,7 @@ final class Progress: Sendable {
         var start = ContinuousClock.now
         var lastDraw: ContinuousClock.Instant?
     }
-    private let state = Mutex(State())
+    private let state = PthreadMutex(State())
     private let enabled = isatty(STDERR_FILENO) == 1
 
     /// The subcommands about to run, each with its expected seconds.

@@ -1,15 +1,15 @@
 import Foundation
+import Locking
 import SWIOTLB
-import Synchronization
 
 /// Reads a swiotlb's counters every millisecond on a thread of its own, tagging each
 /// sample with the workload running, until stopped.
 final class SWIOTLBSampler: Sendable {
     private let mem: IOTLBMem
     private let start = ContinuousClock.now
-    private let current = Mutex("")
-    private let samples = Mutex<[SWIOTLBIOResult.Sample]>([])
-    private let loop = Mutex<Periodic?>(nil)
+    private let current = PthreadMutex("")
+    private let samples = PthreadMutex<[SWIOTLBIOResult.Sample]>([])
+    private let loop = PthreadMutex<Periodic?>(nil)
 
     init(_ mem: IOTLBMem) {
         self.mem = mem
@@ -25,9 +25,13 @@ final class SWIOTLBSampler: Sendable {
         return samples.withLock { $0 }
     }
 
+    /// A tick before the first workload is named records nothing (a slow machine, or
+    /// ThreadSanitizer, lets the thread tick before the caller names it).
     private func sample() {
+        let workload = current.withLock { $0 }
+        guard !workload.isEmpty else { return }
         let sample = SWIOTLBIOResult.Sample(
-            ms: milliseconds(since: start), workload: current.withLock { $0 }, used: mem.used, nslabs: mem.nslabs,
+            ms: milliseconds(since: start), workload: workload, used: mem.used, nslabs: mem.nslabs,
             transientNslabs: mem.transientNslabs, pools: mem.pools.count)
         samples.withLock { $0.append(sample) }
     }

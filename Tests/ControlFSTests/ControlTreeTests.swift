@@ -1,10 +1,10 @@
 import ControlFS
-import Synchronization
+import Locking
 import SystemPackage
 import Testing
 
 final class Recorder: ControlObserver {
-    let changes = Mutex<[String]>([])
+    let changes = PthreadMutex<[String]>([])
     func childrenChanged(_ directory: ControlDirectory, name: String) { changes.withLock { $0.append(name) } }
 }
 
@@ -29,7 +29,7 @@ final class Recorder: ControlObserver {
     }
 
     @Test func aSnapshotIsTakenPerOpen() throws {
-        let counter = Mutex(0)
+        let counter = PthreadMutex(0)
         let file = ControlAttribute(show: { "\(counter.withLock { $0 += 1; return $0 })\n" })
         let first = try file.snapshot()
         let second = try file.snapshot()
@@ -37,7 +37,7 @@ final class Recorder: ControlObserver {
     }
 
     @Test func writesAreParsedWholeWithOneNewlineAllowed() throws {
-        let stored = Mutex<[String]>([])
+        let stored = PthreadMutex<[String]>([])
         let file = ControlAttribute(store: { text throws(Errno) in
             guard Int(text) != nil else { throw .invalidArgument }
             stored.withLock { $0.append(text) }

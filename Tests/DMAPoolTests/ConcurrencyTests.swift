@@ -1,8 +1,8 @@
 import DMA
 import DMAPool
 import Dispatch
+import Locking
 import PhysicalMemory
-import Synchronization
 import Testing
 
 @Suite struct ConcurrencyTests {
@@ -12,7 +12,7 @@ import Testing
         let pool = try DMAPool(name: "shared", device: device, size: 96, algorithm: algorithm, debug: true)
         let threads = 4
         let perThread = 3000
-        let held = Mutex<[UInt64]>([])
+        let held = PthreadMutex<[UInt64]>([])
         DispatchQueue.concurrentPerform(iterations: threads) { _ in
             var mine: [(cpu: UnsafeMutableRawPointer, dma: UInt64)] = []
             for i in 0..<perThread {

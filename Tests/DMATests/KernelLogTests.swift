@@ -1,5 +1,5 @@
+import Locking
 import PhysicalMemory
-import Synchronization
 import Testing
 
 @Suite struct KernelLogTests {
@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func theSinkSeesEveryLine() {
-        let seen = Mutex<[String]>([])
+        let seen = PthreadMutex<[String]>([])
         let log = KernelLog(capacity: 1) { message in seen.withLock { $0.append(message.text) } }
         log.printk(.err, "a")
         log.printk(.warning, "b")

@@ -55,6 +55,12 @@ import Testing
         ("[[device]]\ndriver = \"generic\"\nname = \"x\"\ndma_mask_bits = 8\n", "t.toml:4: device.dma_mask_bits: must be 20...64"),
         ("speed = 3\n", "t.toml:1: speed: unknown key"),
         ("[machine\n", "t.toml:1: "),
+        // Found by `make fuzz`: what toml++ asserts on.
+        ("# ok\nram\u{2}\0 = 1\n", "t.toml:2: control character 0x2 (TOML allows only tab)"),
+        ("[machine]\n# é\nram = \"é\"\nram = é\n", "t.toml:4: non-ASCII character outside a string or comment"),
+        ("a = \"\"\"\n#\"\"\n\u{7F}\"\"\"\n", "t.toml:3: control character 0x7f (TOML allows only tab)"),
+        ("[[[1]]]\n", "t.toml:1: a table header needs a key (a bare key or a quoted one)"),
+        ("[machine]\n  [\nram = 1\n", "t.toml:2: a table header needs a key (a bare key or a quoted one)"),
     ])
     func errorsNameTheKeyAndLine(_ text: String, _ expected: String) {
         do {

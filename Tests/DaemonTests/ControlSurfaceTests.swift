@@ -93,6 +93,22 @@ let kmsgPath = "kmsg"
         #expect(machine.ram.freePages == free)
     }
 
+    /// The kernel keeps 31 bytes of a pool's name: two names alike that far are one pool
+    /// (EEXIST, not a second pool hiding the first). '/' shows as '!', as in sysfs.
+    @Test func poolNamesAsTheKernelKeepsThem() throws {
+        let machine = try smallMachine(ram: 64 << 20)
+        let long = String(repeating: "n", count: 31)
+        try machine.write("\(dev)/create_pool", "\(long)1 64")
+        #expect(throws: Errno.fileExists) { try machine.write("\(dev)/create_pool", "\(long)2 128") }
+        #expect(try machine.read("\(dev)/dma_pools/\(long)/size") == "64\n")
+        try machine.write("\(dev)/create_pool", "a/b 32")
+        #expect(try machine.read("\(dev)/dma_pools/a!b/name") == "a/b\n")
+        #expect(throws: Errno.invalidArgument) { try machine.write("\(dev)/create_pool", ".. 32") }
+        try machine.write("\(dev)/destroy_pool", "\(long)3")
+        try machine.write("\(dev)/destroy_pool", "a/b")
+        #expect(machine.root.node(at: "\(dev)/pools") == nil)
+    }
+
     @Test func probeAndRemove() throws {
         let machine = try smallMachine()
         try machine.write("\(dev)/create_pool", "held 256")

@@ -1,9 +1,9 @@
 import ControlFS
 @testable import Daemon
 import Foundation
+import Locking
 import Mempool
 import PhysicalMemory
-import Synchronization
 import SystemPackage
 import Testing
 
@@ -222,7 +222,7 @@ func disk(_ machine: Machine, _ name: String) throws -> ControlBlockFile {
         while ram.allocPages(order: 0) != nil {}
         let held = try #require(pages.pool.alloc(.noWait))
         let done = DispatchSemaphore(value: 0)
-        let count = Mutex(0)
+        let count = PthreadMutex(0)
         Thread.detachNewThread {  // it sleeps in mempool_alloc: a thread of its own, not a dispatch worker
             var bio = CryptBio()
             pages.allocBuffer(&bio, size: 1 << 20)

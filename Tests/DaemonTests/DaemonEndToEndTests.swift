@@ -9,6 +9,30 @@ func runsHere(_ available: Bool) -> Bool { available || ProcessInfo.processInfo.
 /// The built dmaemud, next to this test binary.
 let daemonPath = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dmaemud").path
 
+/// dmaemud running `config` at a fresh mountpoint until `body` (given the mountpoint and
+/// the process) returns, once `ready` (a path under the mount) exists; then SIGTERM.
+func withDaemon(config text: String, ready: String, arguments: [String] = [], _ body: (String, Process) throws -> Void) throws {
+    var template = Array("/tmp/dmaemud-test-XXXXXX".utf8CString)
+    let mountpoint = String(cString: mkdtemp(&template)!)
+    let config = mountpoint + ".toml"
+    defer {
+        rmdir(mountpoint)
+        unlink(config)
+    }
+    try text.write(toFile: config, atomically: false, encoding: .utf8)
+    let daemon = Process()
+    daemon.executableURL = URL(fileURLWithPath: daemonPath)
+    daemon.arguments = [mountpoint, "--config", config] + arguments
+    daemon.standardError = FileHandle.nullDevice
+    try daemon.run()
+    defer {
+        daemon.terminate()
+        daemon.waitUntilExit()
+    }
+    for _ in 0..<500 where access(mountpoint + "/" + ready, F_OK) != 0 { usleep(20_000) }
+    try body(mountpoint, daemon)
+}
+
 @Suite(.enabled(if: runsHere(access("/dev/fuse", R_OK | W_OK) == 0), "needs /dev/fuse (CI has it, as root)"))
 struct DaemonEndToEndTests {
     @Test func startNotifyServeAndStopOnSIGTERM() throws {

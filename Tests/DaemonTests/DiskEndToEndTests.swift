@@ -17,6 +17,12 @@ func shell(_ script: String) throws -> (status: Int32, output: String) {
     return (process.terminationStatus, output)
 }
 
+/// Whether /proc/self/mounts lists a FUSE mount at `path`.
+func FUSEMounted(_ path: String) -> Bool {
+    let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+    return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
+}
+
 /// Loop devices, loading the loop module first if need be.
 let loopDevices: Bool = {
     if access("/dev/loop-control", F_OK) != 0 { _ = try? shell("modprobe loop") }
@@ -27,14 +33,11 @@ let loopDevices: Bool = {
 struct DiskEndToEndTests {
     /// dmaemud with one small HBA, mounted at a fresh directory until `body` returns.
     func withDaemon(_ extra: String = "", arguments: [String] = [], _ body: (String) throws -> Void) throws {
-        var template = Array("/tmp/dmaemud-disk-XXXXXX".utf8CString)
-        let mountpoint = String(cString: mkdtemp(&template)!)
-        let config = mountpoint + ".toml"
-        defer {
-            rmdir(mountpoint)
-            unlink(config)
-        }
-        try """
+        try withDaemon(extra, arguments: arguments) { hba, _ in try body(hba) }
+    }
+
+    func withDaemon(_ extra: String = "", arguments: [String] = [], _ body: (String, Process) throws -> Void) throws {
+        let config = """
             [machine]
             ram = "1G"
             [swiotlb]
@@ -45,18 +48,10 @@ struct DiskEndToEndTests {
             hba_queue_depth = 512
             capacity = "64M"
             \(extra)
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: daemonPath)
-        daemon.arguments = [mountpoint, "--config", config] + arguments
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        defer {
-            daemon.terminate()
-            daemon.waitUntilExit()
+            """
+        try DaemonTests.withDaemon(config: config, ready: "devices/hba0/disk", arguments: arguments) { mountpoint, daemon in
+            try body(mountpoint + "/devices/hba0", daemon)
         }
-        for _ in 0..<300 where access(mountpoint + "/devices/hba0/disk", F_OK) != 0 { usleep(20_000) }
-        try body(mountpoint + "/devices/hba0")
     }
 
     @Test func ddAndCmpAtAnyOffset() throws {
@@ -93,6 +88,74 @@ struct DiskEndToEndTests {
         try withDaemon("backing_file = \"\(image)\"") { hba in
             let result = try shell("dd if=\(hba)/disk bs=4096 skip=3 count=74 status=none | head -c 300000 | cmp - \(data)")
             #expect(result.status == 0, "\(result.output)")
+        }
+    }
+
+    /// kill -9 in the middle of a stream of `io write`s to a file-backed disk: the mount is
+    /// gone at once (auto_unmount), the next start works, and every write that returned is
+    /// on the disk, checked against the pattern as Python computes it.
+    @Test func acknowledgedWritesSurviveKill9() throws {
+        let image = "/tmp/dmaemu-kill-\(getpid()).img"
+        let acked = "/tmp/dmaemu-kill-\(getpid()).acked"
+        defer {
+            unlink(image)
+            unlink(acked)
+        }
+        var mountpoint = ""
+        try withDaemon("backing_file = \"\(image)\"") { hba, daemon in
+            mountpoint = String(hba.dropLast("/devices/hba0".count))
+            let result = try shell("""
+                : > \(acked)
+                ( k=0; while [ $k -lt 1000 ]; do
+                    echo "write 64K offset=$((k * 65536)) seed=$((k + 1))" > \(hba)/io || exit 0
+                    echo $k >> \(acked); k=$((k + 1)); done ) &
+                while [ $(wc -l < \(acked)) -lt 20 ]; do sleep 0.01; done
+                kill -9 \(daemon.processIdentifier); wait
+                """)
+            #expect(result.status == 0, "\(result.output)")
+            daemon.waitUntilExit()
+            #expect(daemon.terminationReason == .uncaughtSignal)
+            for _ in 0..<250 where FUSEMounted(mountpoint) { usleep(20_000) }
+            #expect(!FUSEMounted(mountpoint), "auto_unmount released the mountpoint")
+        }
+        let writes = try String(contentsOfFile: acked, encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
+        #expect(writes.count >= 20 && writes.count < 1000, "\(writes.count) writes acknowledged before the kill")
+        try withDaemon("backing_file = \"\(image)\"") { hba, _ in
+            let check = try shell("""
+                python3 - \(hba)/disk \(writes.map(String.init).joined(separator: " ")) <<'EOF'
+                import sys
+                M = (1 << 64) - 1
+                def word(seed, i):
+                    z = (seed + (i + 1) * 0x9e3779b97f4a7c15) & M
+                    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
+                    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
+                    return z ^ (z >> 31)
+                disk = open(sys.argv[1], 'rb')
+                for k in map(int, sys.argv[2:]):
+                    disk.seek(k * 65536)
+                    data = disk.read(65536)
+                    want = b''.join(word(k + 1, (k * 65536) // 8 + j).to_bytes(8, 'little') for j in range(8192))
+                    if data != want: sys.exit(f'write {k} lost')
+                print('ok', len(sys.argv) - 2)
+                EOF
+                """)
+            #expect(check.status == 0 && check.output.hasPrefix("ok"), "\(check.output)")
+        }
+    }
+
+    /// SIGTERM while a long `io` write runs: the write finishes (or fails cleanly), the
+    /// daemon exits 0 and the mountpoint is released.
+    @Test func sigtermDuringIOExitsZero() throws {
+        try withDaemon { hba, daemon in
+            let mountpoint = String(hba.dropLast("/devices/hba0".count))
+            let result = try shell("""
+                ( echo "write 64K count=20000 random" > \(hba)/io; echo "writer: $?" ) &
+                sleep 0.5; kill -TERM \(daemon.processIdentifier); wait
+                """)
+            daemon.waitUntilExit()
+            #expect(daemon.terminationReason == .exit && daemon.terminationStatus == 0, "\(result.output)")
+            #expect(result.output.contains("writer: "))
+            #expect(!FUSEMounted(mountpoint))
         }
     }
 

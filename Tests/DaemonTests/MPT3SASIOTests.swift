@@ -2,7 +2,7 @@ import ControlFS
 import DMA
 @testable import Daemon
 import Foundation
-import Synchronization
+import Locking
 import SystemPackage
 import Testing
 
@@ -157,7 +157,7 @@ struct SGE: Equatable, CustomStringConvertible {
         let machine = try smallMachine(ram: 1 << 30)
         let free = machine.ram.freePages
         try machine.write("control/add_device", "mpt3sas hba0 hba_queue_depth=512 capacity=64M")
-        let outcome = Mutex<Errno??>(nil)
+        let outcome = PthreadMutex<Errno??>(nil)
         let io = Thread {
             do throws(Errno) {
                 try machine.write("devices/hba0/io", "verify 65536 count=2000 threads=2 random")

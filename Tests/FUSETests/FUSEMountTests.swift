@@ -2,12 +2,12 @@ import ControlFS
 import FUSE
 import Foundation
 import Glibc
-import Synchronization
+import Locking
 import SystemPackage
 import Testing
 
 final class Counter: Sendable {
-    let value = Mutex(0)
+    let value = PthreadMutex(0)
     func withLock<R: Sendable>(_ body: (inout Int) -> R) -> R { value.withLock { body(&$0) } }
 }
 
@@ -95,7 +95,7 @@ struct FUSEMountTests {
         let (root, count) = counterTree()
         let mount = try MountedTree(root)
         defer { mount.stop() }
-        let failures = Mutex(0)
+        let failures = PthreadMutex(0)
         DispatchQueue.concurrentPerform(iterations: 4) { worker in
             for _ in 0..<200 {
                 if worker % 2 == 0 {

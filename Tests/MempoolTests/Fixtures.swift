@@ -1,7 +1,7 @@
 import Glibc
+import Locking
 import Mempool
 import PhysicalMemory
-import Synchronization
 
 /// A 32-page machine: zone DMA manages pfns 1...31, and order-0 allocations come from
 /// the bottom up (1, 2, 3, ...), so every page a test sees is known in advance.
@@ -18,7 +18,7 @@ func drain(_ ram: PhysicalMemory) -> [PhysAddr] {
 
 /// A thread of its own (mempool sleepers block a real thread, not a task).
 final class Worker<Result: Sendable>: @unchecked Sendable {  // `slot` is the shared state
-    private final class Slot: Sendable { let value = Mutex<Result?>(nil) }
+    private final class Slot: Sendable { let value = PthreadMutex<Result?>(nil) }
     private let slot = Slot()
     private let thread: Thread
 

@@ -1,3 +1,4 @@
+import Locking
 import Mempool
 import PhysicalMemory
 import Synchronization
@@ -40,7 +41,7 @@ import Testing
     }
 
     @Test func theMasksTriedAreWeakenedFirstThenTheCallers() throws {
-        let masks = Mutex<[GFP]>([])
+        let masks = PthreadMutex<[GFP]>([])
         let failing = Atomic(false)
         let ram = try tinyRAM()
         let pool = try Mempool(
@@ -69,7 +70,7 @@ import Testing
     }
 
     @Test func aSleepingCallerTriesTheFullMaskBeforeItSleeps() throws {
-        let masks = Mutex<[GFP]>([])
+        let masks = PthreadMutex<[GFP]>([])
         let ram = try tinyRAM()
         let pool = try Mempool(
             minNr: 0,

@@ -1,3 +1,4 @@
+import Locking
 import Mempool
 import PhysicalMemory
 import Synchronization
@@ -78,7 +79,7 @@ import Testing
     }
 
     @Test func theBulkFunctionSeesTheWeakenedMaskThenTheFullOne() throws {
-        let calls = Mutex<[(GFP, Int)]>([])
+        let calls = PthreadMutex<[(GFP, Int)]>([])
         let ram = try tinyRAM()
         let pool = try Mempool(
             minNr: 2, ram: ram,

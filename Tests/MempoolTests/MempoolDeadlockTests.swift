@@ -1,4 +1,5 @@
 import Glibc
+import Locking
 import Mempool
 import PhysicalMemory
 import Synchronization
@@ -40,7 +41,7 @@ import Testing
         let ram = try tinyRAM()
         let pool = try Mempool.pagePool(ram: ram, minNr: 4, order: 0)
         _ = drain(ram)
-        let mutex = Mutex(())
+        let mutex = PthreadMutex(())
         let gather = { () -> Int in
             mutex.withLock { _ in
                 let pages = (0..<3).map { _ in pool.alloc(.noIO)! }

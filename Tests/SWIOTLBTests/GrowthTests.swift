@@ -1,7 +1,7 @@
 import Dispatch
+import Locking
 import PhysicalMemory
 import SWIOTLB
-import Synchronization
 import Testing
 
 @Suite struct GrowthTests {
@@ -93,7 +93,7 @@ import Testing
     @Test func concurrentMapsNeverShareASlot() throws {
         let mem = try testMem(nslabs: 4096, nareas: 2)
         let dev = client(mem)
-        let failures = Mutex(0)
+        let failures = PthreadMutex(0)
         DispatchQueue.concurrentPerform(iterations: 4) { thread in
             let orig = mem.ram.allocPages(order: 2)!
             var live: [(PhysAddr, UInt8)] = []

@@ -6,8 +6,8 @@
 // the page cache would. Remove waits for I/O in flight, as blk_mq_freeze_queue() does.
 import DMA
 import Glibc
+import Locking
 import PhysicalMemory
-import Synchronization
 import SystemPackage
 
 /// One command for a driver: whole sectors, data in a mapped scatter list.
@@ -48,9 +48,9 @@ final class BlockQueue: Sendable {
     let stats = IOStats()
     /// The driver owns the queue.
     private weak let driver: (any BlockDriver)?
-    private let gate = Mutex((dying: false, inflight: 0))
+    private let gate = PthreadMutex((dying: false, inflight: 0))
     /// Spare request buffers for callers that come and go (disk reads and writes).
-    private let spare = Mutex<[UnsafeSendable<RequestBuffer>]>([])
+    private let spare = PthreadMutex<[UnsafeSendable<RequestBuffer>]>([])
 
     var capacity: Int { store.capacity }
 

@@ -22,6 +22,9 @@ struct IOJob: Equatable {
 
     static let maxThreads = 64
     static let maxTransfers = 10_000_000
+    /// The most one write moves (about a minute at this machine's copy speed): a job of a
+    /// terabyte would hold its writer, and a FUSE thread, for hours.
+    static let maxJobBytes = 64 << 30
 
     /// Parses the written line; EINVAL for anything malformed or absurd.
     init(parsing text: String) throws(Errno) {
@@ -32,7 +35,8 @@ struct IOJob: Equatable {
         guard bytes > 0 else { throw .invalidArgument }
         var seen = Set<String>()
         for word in words.dropFirst(2) {
-            let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+            // Empty pieces kept: a lone "=" is a key "" and a value "", not no key at all.
+            let parts = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard seen.insert(parts[0]).inserted else { throw .invalidArgument }
             switch (parts[0], parts.count) {
             case ("random", 1): random = true
@@ -54,9 +58,14 @@ struct IOJob: Equatable {
         return offset + Int(generator.next() % UInt64(slots)) * bytes
     }
 
-    /// Checks the job against the queue before any I/O: EINVAL (with the kernel's line)
-    /// for a range beyond the disk or a transfer the queue cannot carry in one request.
+    /// Checks the job against the queue before any I/O: EINVAL (with a kernel-style line)
+    /// for more than maxJobBytes, a range beyond the disk, or a transfer the queue cannot
+    /// carry in one request.
     func validate(_ queue: BlockQueue) throws(Errno) {
+        guard bytes * count * threads <= Self.maxJobBytes else {
+            queue.device.err("dmaemu: io job of \(bytes * count * threads) bytes exceeds the \(Self.maxJobBytes >> 30) GiB a write may move")
+            throw .invalidArgument
+        }
         let (start, end) = BlockQueue.span(offset, bytes)
         let last = random ? offset + bytes : offset + threads * count * bytes
         guard last <= queue.capacity else {
@@ -96,6 +105,7 @@ struct IOJob: Equatable {
             total.bounced += r.bounced
             total.errors += r.errors
             total.mismatch = total.mismatch ?? r.mismatch
+            total.failed = total.failed ?? r.failed
         }
         let transfers = operation == .verify ? 2 : 1
         queue.stats.account(ios: total.done * transfers, bytes: total.done * bytes * transfers, bounced: total.bounced, errors: total.errors)
@@ -103,10 +113,25 @@ struct IOJob: Equatable {
         for thread in 0..<threads { samples += latencies[(thread * count)..<(thread * count + results[thread].done)] }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         queue.stats.finishRun(bytes: total.done * bytes * transfers, seconds: seconds, latencies: &samples)
+        // blk_print_req_error()'s words, once per job rather than per request.
+        if let failed = total.failed {
+            queue.device.err(
+                "I/O error, dev \(queue.device.name), sector \(failed.offset / BlockLimits.sectorSize) "
+                    + "op 0x\(failed.write ? 1 : 0):(\(failed.write ? "WRITE" : "READ"))")
+        }
         if let mismatch = total.mismatch {
             queue.device.err("dmaemu: verify failed at byte \(mismatch): data read back differs from data written")
         }
         guard total.errors == 0, total.mismatch == nil else { throw .ioError }
+        // Acknowledged means durable: a file-backed disk is synced before the write returns.
+        if operation != .read {
+            do throws(Errno) {
+                try queue.store.flush()
+            } catch {
+                queue.device.err("dmaemu: flush of the backing file failed: \(error)")
+                throw .ioError
+            }
+        }
     }
 
     struct ThreadResult {
@@ -114,6 +139,8 @@ struct IOJob: Equatable {
         var bounced = 0
         var errors = 0
         var mismatch: Int?
+        /// The transfer that failed: its disk offset and whether it wrote.
+        var failed: (offset: Int, write: Bool)?
     }
 
     /// One thread's transfers, with its own request buffer; stops at the first error.
@@ -123,12 +150,14 @@ struct IOJob: Equatable {
         var generator = SplitMix(seed: seed &+ UInt64(thread) &* 0x1000_0000_01b3)
         let seed = self.seed
         let bytes = self.bytes
+        var current = (offset: 0, write: false)
         do throws(Errno) {
             try queue.enter { () throws(Errno) in
                 for index in 0..<count {
                     let position = self.position(thread: thread, index: index, generator: &generator, capacity: queue.capacity)
                     let began = ContinuousClock.now
                     if operation != .read {
+                        current = (position, true)
                         result.bounced += try queue.transfer(buffer, write: true, offset: position, count: bytes) { (buffer, at) throws(Errno) in
                             try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
                                 DataPattern.fill(memory, offset: position + piece - at, count: length, seed: seed)
@@ -136,6 +165,7 @@ struct IOJob: Equatable {
                         }
                     }
                     if operation != .write {
+                        current = (position, false)
                         result.bounced += try queue.transfer(buffer, write: false, offset: position, count: bytes) { (buffer, at) throws(Errno) in
                             guard operation == .verify else { return }
                             try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
@@ -152,7 +182,10 @@ struct IOJob: Equatable {
                 }
             }
         } catch {
-            if result.mismatch == nil { result.errors += 1 }
+            if result.mismatch == nil {
+                result.errors += 1
+                result.failed = current
+            }
         }
         return result
     }

@@ -1,6 +1,6 @@
 // A block device's I/O counters (stats): totals since probe, and the last `io` run's
 // bandwidth and latencies.
-import Synchronization
+import Locking
 
 final class IOStats: Sendable {
     struct Totals: Equatable {
@@ -16,8 +16,8 @@ final class IOStats: Sendable {
         var p99Microseconds = 0.0
     }
 
-    private let totals = Mutex(Totals())
-    private let last = Mutex(LastRun())
+    private let totals = PthreadMutex(Totals())
+    private let last = PthreadMutex(LastRun())
 
     func account(ios: Int, bytes: Int, bounced: Int, errors: Int) {
         totals.withLock {

@@ -2,14 +2,14 @@
 // A submitter that finds none waits, as a full queue holds its requests back.
 import DMA
 import Glibc
-import Synchronization
+import Locking
 import SystemPackage
 
 final class TagSet: Sendable {
-    private let free: Mutex<[Int]>
+    private let free: PthreadMutex<[Int]>
 
     /// Tags are handed out lowest first.
-    init(_ tags: ClosedRange<Int>) { free = Mutex(Array(tags.reversed())) }
+    init(_ tags: ClosedRange<Int>) { free = PthreadMutex(Array(tags.reversed())) }
 
     func get() -> Int {
         while true {
@@ -24,7 +24,7 @@ final class TagSet: Sendable {
 /// The dma_alloc_coherent() buffers a driver holds outside its pools (frames, queues),
 /// freed newest first at remove.
 final class CoherentBuffers: Sendable {
-    private let buffers = Mutex<[CoherentBuffer]>([])
+    private let buffers = PthreadMutex<[CoherentBuffer]>([])
 
     func alloc(_ device: Device, size: Int) throws(Errno) -> CoherentBuffer {
         guard let (cpu, dma) = device.allocCoherent(size: size) else { throw .noMemory }

@@ -6,6 +6,7 @@
 // Every mode first tries without sleeping and without the mutex; on failure it frees what
 // it got and retries with __GFP_DIRECT_RECLAIM under bio_alloc_lock, which serialises the
 // blocking allocators so two of them cannot each hold half of the reserve (deadlock).
+import Locking
 import Mempool
 import PhysicalMemory
 import Synchronization
@@ -20,7 +21,7 @@ final class DMCryptClients: Sendable {
     static let memoryPercent = 2
     static let minPagesPerClient = CryptPageAllocator.bioMaxVecs * 16
     private let totalPages: Int
-    private let state = Mutex(0)
+    private let state = PthreadMutex(0)
     /// dm_crypt_pages_per_client.
     let pagesPerClient = Atomic(0)
 
@@ -64,7 +65,7 @@ final class CryptPageAllocator: @unchecked Sendable {  // counters are atomics, 
     private let ram: PhysicalMemory
     private let accounting: Accounting
     /// bio_alloc_lock.
-    private let allocLock = Mutex(())
+    private let allocLock = PthreadMutex(())
     /// Bios given pages, and the time it took, for alloc_us_per_bio.
     let bios = Atomic(0)
     let allocNanoseconds = Atomic(0)

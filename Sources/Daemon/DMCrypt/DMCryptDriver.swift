@@ -7,9 +7,9 @@
 //               [page_alloc=single|bulk|compound]"     (cipher=cipher_null-ecb takes key=-)
 import ControlFS
 import DMA
+import Locking
 import Mempool
 import PhysicalMemory
-import Synchronization
 import SystemPackage
 
 final class DMCryptDriver: BlockDriver {
@@ -38,7 +38,7 @@ final class DMCryptDriver: BlockDriver {
         let pages: CryptPageAllocator
         let clients: DMCryptClients
         /// Per-request scratch, reused: a request allocates nothing on the heap.
-        let contexts = Mutex<[UnsafeSendable<CryptContext>]>([])
+        let contexts = PthreadMutex<[UnsafeSendable<CryptContext>]>([])
 
         init(queue: BlockQueue, lower: EmulatedDevice, lowerQueue: BlockQueue, cipher: AESXTS?,
              pages: CryptPageAllocator, clients: DMCryptClients) {
@@ -51,8 +51,8 @@ final class DMCryptDriver: BlockDriver {
         }
     }
 
-    private let settings = Mutex(Settings())
-    private let target = Mutex<Target?>(nil)
+    private let settings = PthreadMutex(Settings())
+    private let target = PthreadMutex<Target?>(nil)
 
     var queue: BlockQueue? { target.withLock { $0?.queue } }
 

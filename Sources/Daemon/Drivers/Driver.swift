@@ -43,16 +43,23 @@ struct ProbeContext {
     let algorithm: DMAPoolAlgorithm
     let debug: Bool
     /// Holds a pool the driver made (the driver's: not destroyable by hand).
-    let addPool: (DMAPool) -> HeldPool
+    let addPool: (DMAPool) -> HeldPool?
 
-    /// dma_pool_create(); EINVAL when the driver's own sizes break the pool rules.
+    /// dma_pool_create(); EINVAL when the driver's own sizes break the pool rules, EEXIST
+    /// for a second pool of one name.
     func createPool(_ name: String, size: Int, align: Int, boundary: Int = 0) throws(Errno) -> HeldPool {
+        let pool: DMAPool
         do {
-            return addPool(try DMAPool(name: name, device: device, size: size, align: align, boundary: boundary, algorithm: algorithm, debug: debug))
+            pool = try DMAPool(name: name, device: device, size: size, align: align, boundary: boundary, algorithm: algorithm, debug: debug)
         } catch {
             device.err("dma_pool_create \(name): \(error)")
             throw .invalidArgument
         }
+        guard let held = addPool(pool) else {
+            pool.destroy()
+            throw .fileExists
+        }
+        return held
     }
 }
 

@@ -9,7 +9,7 @@
 // I/O (_base_build_sg_scmd_ieee()): each command takes a SMID, whose request frame and
 // chains_needed_per_io chain buffers are its own; see MPT3SASSGL and MPT3SASController.
 import DMA
-import Synchronization
+import Locking
 import SystemPackage
 
 final class MPT3SASDriver: DMABlockDriver {
@@ -50,7 +50,7 @@ final class MPT3SASDriver: DMABlockDriver {
         }
     }
 
-    private let adapter = Mutex<Adapter?>(nil)
+    private let adapter = PthreadMutex<Adapter?>(nil)
     var queue: BlockQueue? { adapter.withLock { $0?.queue } }
 
     /// From the IOC facts of the seed's HBA.
@@ -61,7 +61,7 @@ final class MPT3SASDriver: DMABlockDriver {
     static let sgeSize = 16
     static let maxChainDepth = 128
 
-    private let state = Mutex(Parameters())
+    private let state = PthreadMutex(Parameters())
     /// Coherent buffers outside pools: the request frames and the config page.
     private let frames = CoherentBuffers()
 

@@ -6,7 +6,7 @@
 // rings the emulated controller, then frees the descriptors as nvme_unmap_data() does.
 import DMA
 import DMAPool
-import Synchronization
+import Locking
 import SystemPackage
 
 final class NVMeDriver: DMABlockDriver {
@@ -47,8 +47,8 @@ final class NVMeDriver: DMABlockDriver {
         }
     }
 
-    private let state = Mutex(Parameters())
-    private let controller = Mutex<Controller?>(nil)
+    private let state = PthreadMutex(Parameters())
+    private let controller = PthreadMutex<Controller?>(nil)
     private let queues = CoherentBuffers()
     var queue: BlockQueue? { controller.withLock { $0?.queue } }
 

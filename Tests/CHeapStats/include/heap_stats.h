@@ -3,3 +3,5 @@
 // tests running in parallel do not disturb each other.
 #include <stddef.h>
 size_t thread_heap_allocations(void);
+/// 0 when a sanitizer owns malloc and nothing is counted.
+int heap_stats_available(void);

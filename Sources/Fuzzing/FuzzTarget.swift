@@ -1,0 +1,34 @@
+// The libFuzzer targets (Fuzz/ builds them with -sanitize=fuzzer) and the replay of their
+// corpus by FuzzTests: every parser of text a user writes, fed arbitrary bytes. A target
+// returns normally for any input; a trap, a sanitizer report or a broken invariant is
+// the finding.
+import ControlFS
+import Daemon
+import SWIOTLB
+
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// Sequences of writes to every control-file store of a small machine.
+    case store
+    /// A disk's `io` request line.
+    case io
+    /// kernel/debug/dma_map_benchmark's parameters.
+    case mapBenchmark = "map_benchmark"
+    /// The `swiotlb=` kernel parameter.
+    case swiotlb
+    /// A dmaemu.toml configuration file.
+    case config
+
+    public func run(_ input: UnsafeRawBufferPointer) {
+        switch self {
+        case .store: StoreFuzzer.run(input)
+        case .io: _ = try? Parsers.ioRequest(text(input))
+        case .mapBenchmark: _ = try? Parsers.mapBenchmark(text(input))
+        case .swiotlb: _ = try? SWIOTLBConfig(kernelParameter: text(input))
+        case .config: _ = try? MachineConfig(toml: text(input), file: "fuzz.toml")
+        }
+    }
+
+    /// The bytes as the control tree hands them to a store: UTF-8 with invalid sequences
+    /// repaired (ControlAttribute refuses those before any parser sees them).
+    private func text(_ input: UnsafeRawBufferPointer) -> String { String(decoding: input, as: UTF8.self) }
+}
