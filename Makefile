@@ -97,7 +97,10 @@ sanitize: deps
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := store io map_benchmark swiotlb config
 fuzz: deps
-	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address 2>&1 | grep -v "Cannot export local symbol" | tail -1
+	@mkdir -p Fuzz/.work
+	@# The linker warns about every ASan symbol it cannot export: the log keeps them.
+	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address > .work/build.log 2>&1 || \
+	  { grep -v "Cannot export local symbol" .work/build.log | tail -30; exit 1; }
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p Fuzz/.work/$$t; \
 	  if FUZZ_TARGET=$$t SWIFT_BACKTRACE=enable=no LSAN_OPTIONS=suppressions=Fuzz/lsan.supp Fuzz/.build/debug/dmaemu-fuzz -max_total_time=$(FUZZ_SECONDS) \
