@@ -1,9 +1,9 @@
 # dmaemu: `make run` builds and runs, `make test` installs what the tests need and runs them.
 SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SHARED ?= ../shared
-# Debian packages the build, the tests (mkfs.ext4, setpriv, losetup, modprobe, useradd) and the C
+# Debian packages the build, the tests (mkfs.ext4, setpriv, losetup, modprobe, useradd, strace) and the C
 # limits of $(SHARED)/bench need.
-DEBS   := gcc libc6-dev pkg-config libfuse3-dev fuse3 e2fsprogs util-linux mount kmod passwd
+DEBS   := gcc libc6-dev pkg-config libfuse3-dev fuse3 e2fsprogs util-linux mount kmod passwd strace
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local

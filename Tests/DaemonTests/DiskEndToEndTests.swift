@@ -5,6 +5,11 @@ import Testing
 /// Runs `script` with sh; its exit status and output.
 @discardableResult
 func shell(_ script: String) throws -> (status: Int32, output: String) {
+    // Process hands the calling thread's signal mask to the child, and the test runner's
+    // threads block SIGTERM: a strace the script starts would never die of its `kill`.
+    var none = sigset_t()
+    sigemptyset(&none)
+    pthread_sigmask(SIG_SETMASK, &none, nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
     process.arguments = ["-c", script]
@@ -140,6 +145,33 @@ struct DiskEndToEndTests {
                 EOF
                 """)
             #expect(check.status == 0 && check.output.hasPrefix("ok"), "\(check.output)")
+        }
+    }
+
+    /// An `io` write to a file-backed disk calls fdatasync before its write(2) returns; an
+    /// `io` read does not. Watched with strace attached to the running daemon.
+    @Test func anIoWriteSyncsTheBackingFileBeforeItReturns() throws {
+        let image = "/tmp/dmaemu-sync-\(getpid()).img"
+        let log = "/tmp/dmaemu-sync-\(getpid()).strace"
+        defer {
+            unlink(image)
+            unlink(log)
+        }
+        try withDaemon("backing_file = \"\(image)\"") { hba, daemon in
+            let pid = daemon.processIdentifier
+            // Each job under a tracer of its own, stopped (and its log flushed) before counting.
+            func traced(_ job: String) throws -> String {
+                try shell("""
+                    strace -f -qq -e trace=fdatasync -o \(log) -p \(pid) & tracer=$!
+                    until grep -q "^TracerPid:[[:space:]]*[1-9]" /proc/\(pid)/status; do sleep 0.05; done; sleep 0.2
+                    echo "\(job)" > \(hba)/io || echo "io failed"
+                    { kill $tracer; wait $tracer; } 2>/dev/null
+                    grep -c fdatasync \(log)
+                    """).output
+            }
+            let afterRead = try traced("read 64K count=4")
+            let afterWrite = try traced("write 64K count=4")
+            #expect(afterRead == "0\n" && afterWrite == "1\n", "fdatasync calls: \(afterRead), \(afterWrite)")
         }
     }
 
