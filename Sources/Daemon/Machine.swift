@@ -3,6 +3,7 @@
 import ControlFS
 import DMA
 import DMAPool
+import FUSE
 import Locking
 import PhysicalMemory
 import SWIOTLB
@@ -20,7 +21,7 @@ public enum MachineError: Error, CustomStringConvertible {
     }
 }
 
-public final class Machine: @unchecked Sendable {  // `devices` is guarded; the rest is immutable
+public final class Machine: @unchecked Sendable {  // `devices` and `server` are guarded; the rest is immutable
     public let config: MachineConfig
     public let ram: PhysicalMemory
     public let swiotlb: IOTLBMem?
@@ -31,6 +32,8 @@ public final class Machine: @unchecked Sendable {  // `devices` is guarded; the 
     private let devices = PthreadMutex<[String: EmulatedDevice]>([:])
     /// The machine's dm-crypt targets, which share 2% of its RAM.
     let dmCryptClients: DMCryptClients
+    /// The FUSE server serving the tree, once there is one, for the metrics.
+    let server = PthreadMutex<Weak<FUSEServer>>(Weak())
 
     /// The most devices one machine holds.
     public static let maxDevices = 4096

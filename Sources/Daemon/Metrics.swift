@@ -3,10 +3,21 @@
 // gone are gone from the output too.
 import DMA
 import DMAPool
+import FUSE
+import Locking
 import PhysicalMemory
 import Prometheus
 
+/// A reference that does not keep its object alive (the server holds the tree, which
+/// holds the machine).
+struct Weak<Object: AnyObject> {
+    weak var object: Object?
+}
+
 extension Machine {
+    /// The metrics also count the requests `server` serves.
+    public func attach(_ server: FUSEServer) { self.server.withLock { $0.object = server } }
+
     func metricsText() -> String {
         let registry = PrometheusCollectorRegistry()
         func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Int) {
@@ -33,6 +44,17 @@ extension Machine {
                 gauge("dmaemu_dmapool_nr_blocks", "The pools file's blocks column", poolLabels, blocks)
                 gauge("dmaemu_dmapool_nr_pages", "Coherent allocations backing the pool", poolLabels, pages)
             }
+        }
+        if let loop = server.withLock({ $0.object })?.loopStatistics {
+            func counter(_ name: String, _ help: String, _ value: UInt64) {
+                registry.makeCounter(descriptor: MetricNameDescriptor(
+                    namespace: "dmaemu", subsystem: "fuse", metricName: name, unitName: "total", helpText: help)
+                ).increment(by: Int64(value))
+            }
+            counter("requests", "Requests read from /dev/fuse", loop.requests)
+            counter("requests_polled", "Requests that came while the reader polled /dev/fuse", loop.polled)
+            counter("reader_wakeups", "Requests the sleeping reader was woken for", loop.wakeups)
+            counter("handoffs", "Slow requests that had the reader's place handed to another worker", loop.handoffs)
         }
         return registry.emitToString()
     }

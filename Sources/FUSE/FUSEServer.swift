@@ -1,13 +1,12 @@
 // A ControlFS tree served through libfuse3's low-level API. Attributes open with
 // direct_io, so every read(2) sees the snapshot taken at open and every write(2) reaches
 // its store, as with sysfs; entries and attributes are cached by the kernel for a second
-// and invalidated when the tree changes. Requests run on libfuse's worker threads and find
+// and invalidated when the tree changes. Requests run on FUSELoop's worker threads and find
 // the server through the session's userdata, never through globals.
 import CFuse3
 import ControlFS
 import Dispatch
 import Glibc
-import Locking
 import Synchronization
 import SystemPackage
 
@@ -40,6 +39,13 @@ public struct MountOptions: Sendable {
     }
 }
 
+public struct LoopStatistics: Sendable {
+    public var requests: UInt64 = 0
+    public var polled: UInt64 = 0
+    public var wakeups: UInt64 = 0
+    public var handoffs: UInt64 = 0
+}
+
 public final class FUSEServer: @unchecked Sendable {  // `session` is set once at mount, before any request
     public let root: ControlDirectory
     public let mountpoint: String
@@ -49,7 +55,7 @@ public final class FUSEServer: @unchecked Sendable {  // `session` is set once a
     let mountTime = timespec(tv_sec: time(nil), tv_nsec: 0)
     private var session: OpaquePointer?
     private let invalidations = DispatchQueue(label: "dmaemu.fuse.invalidate")
-    private let loopThread = PthreadMutex<pthread_t?>(nil)
+    private var loop: FUSELoop?
     private let stopping = Atomic(false)
 
     public init(root: ControlDirectory, mountpoint: String) {
@@ -86,46 +92,39 @@ public final class FUSEServer: @unchecked Sendable {  // `session` is set once a
             self.session = nil
             throw .mountFailed(mountpoint)
         }
+        loop = FUSELoop(session: session)
         root.setObserver(Invalidator(server: self))
     }
 
-    /// Serves requests on libfuse's worker threads until a signal or `stop()`; then
+    /// Serves requests on worker threads (FUSELoop) until a signal or `stop()`; then
     /// unmounts and tears the session down. Returns 0 on a clean end.
     @discardableResult
     public func run() -> Int32 {
-        guard let session else { return -1 }
-        // The thread may have inherited a mask blocking everything (libdispatch's workers
-        // do); stop() wakes it with SIGUSR1, and the daemon's SIGTERM must reach libfuse.
-        var wake = sigset_t()
-        sigemptyset(&wake)
-        for signal in [SIGUSR1, SIGTERM, SIGINT, SIGHUP] { sigaddset(&wake, signal) }
-        pthread_sigmask(SIG_UNBLOCK, &wake, nil)
-        Self.installWakeHandler()
-        loopThread.withLock { $0 = pthread_self() }
-        var config = fuse_loop_config(clone_fd: 0, max_idle_threads: 10)
-        let result = fuse_session_loop_mt_32(session, &config)
+        guard let session, let loop else { return -1 }
+        let result = loop.run()
         root.setObserver(nil)
         fuse_session_unmount(session)
         fuse_remove_signal_handlers(session)
-        fuse_session_destroy(session)
+        // A request still running past the drain would reply through a destroyed session;
+        // the process is on its way out then, so the session is left to it.
+        if result == 0 { fuse_session_destroy(session) }
         self.session = nil
         return result
     }
 
-    /// Ends the loop from another thread: the session is told to exit and the loop thread
-    /// woken with SIGUSR1 (libfuse 3.14's loop waits in an interruptible sem_wait).
+    /// Ends the loop from another thread.
     public func stop() {
-        guard !stopping.exchange(true, ordering: .relaxed), let session else { return }
-        fuse_session_exit(session)
-        if let thread = loopThread.withLock({ $0 }) { pthread_kill(thread, SIGUSR1) }
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        loop?.stop()
     }
 
-    private static func installWakeHandler() {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0  // no SA_RESTART: the wait must return EINTR
-        sigaction(SIGUSR1, &action, nil)
+    /// What the loop has done: requests read, those that came while the reader polled,
+    /// those it had to be woken for, and slow ones that had the reader's place handed on.
+    public var loopStatistics: LoopStatistics {
+        guard let loop else { return LoopStatistics() }
+        return LoopStatistics(
+            requests: loop.requests.load(ordering: .relaxed), polled: loop.polled.load(ordering: .relaxed),
+            wakeups: loop.wakeups.load(ordering: .relaxed), handoffs: loop.handoffs.load(ordering: .relaxed))
     }
 
     static func prepareMountpoint(_ path: String) throws(FUSEError) {

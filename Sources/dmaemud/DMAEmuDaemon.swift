@@ -65,6 +65,7 @@ struct DMAEmuDaemon: ParsableCommand {
             throw ExitCode.failure
         }
         let server = FUSEServer(root: machine.root, mountpoint: mountpoint)
+        machine.attach(server)
         do {
             try server.mount(MountOptions(allowOther: allowOther))
         } catch {

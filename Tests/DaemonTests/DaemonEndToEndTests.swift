@@ -84,6 +84,12 @@ struct DaemonEndToEndTests {
         let hba = try String(contentsOfFile: mountpoint + "/devices/0000:85:00.0/pools", encoding: .utf8)
         #expect(hba.contains("\nchain pool       373959 373984  128 11687\n"))
 
+        // The loop counts what it served: above, at least an open, a write and a release
+        // for each of the two writes and an open, two reads and a release for each cat.
+        let metrics = try String(contentsOfFile: mountpoint + "/metrics", encoding: .utf8)
+        let served = metrics.split(separator: "\n").first { $0.hasPrefix("dmaemu_fuse_requests_total ") }
+        #expect((served?.split(separator: " ").last).flatMap { Int($0) } ?? 0 >= 14, "\(served ?? "no dmaemu_fuse_requests_total")")
+
         daemon.terminate()  // SIGTERM
         daemon.waitUntilExit()
         #expect(daemon.terminationReason == .exit && daemon.terminationStatus == 0)

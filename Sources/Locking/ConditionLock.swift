@@ -1,0 +1,48 @@
+// A pthread mutex with a condition variable on the monotonic clock, for waits that must
+// drop the lock while they sleep: mempool's pool->wait, the FUSE loop's idle workers.
+// The condition variable drops and retakes the mutex around the sleep, so a wake-up
+// between a failed check and the sleep cannot be lost.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+public final class ConditionLock: @unchecked Sendable {  // the pthread objects are the synchronisation
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    public init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// Called with the lock held; returns with it held, after a signal (or a spurious
+    /// wake-up: callers re-check their condition).
+    public func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// As wait(), but returns after `seconds` at the latest.
+    public func wait(seconds: Int) {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        deadline.tv_sec += seconds
+        _ = pthread_cond_timedwait(condition, mutex, &deadline)
+    }
+
+    public func signal() { pthread_cond_signal(condition) }
+    public func broadcast() { pthread_cond_broadcast(condition) }
+}
