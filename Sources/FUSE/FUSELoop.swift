@@ -39,7 +39,7 @@ final class FUSELoop: @unchecked Sendable {  // `state` under `lock`; the rest a
     private let lock = ConditionLock()
     private var state = State()
     /// The reader's role, owned by whoever holds it (no lock on the request path).
-    private var window = PollWindow()
+    private var window: PollWindow
 
     /// The request the reader is serving (0: none), for the watchdog; the reader and the
     /// watchdog settle who owns the role with one compare-and-exchange on it.
@@ -53,8 +53,9 @@ final class FUSELoop: @unchecked Sendable {  // `state` under `lock`; the rest a
     let wakeups = Atomic<UInt64>(0)
     let handoffs = Atomic<UInt64>(0)
 
-    init(session: OpaquePointer) {
+    init(session: OpaquePointer, maximumPoll: UInt64) {
         self.session = session
+        window = PollWindow(maximum: maximumPoll)
         fd = fuse_session_fd(session)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         exitPipe = Self.makePipe()

@@ -33,9 +33,17 @@ public struct MountOptions: Sendable {
     /// does; tests running a server inside the test process do not).
     public var signalHandlers = true
 
-    public init(allowOther: Bool = false, signalHandlers: Bool = true) {
+    /// The longest the reader polls /dev/fuse between requests before it sleeps, in
+    /// microseconds (PollWindow); 0 never polls. Beyond 50 us a wake-up on this VM costs
+    /// less than the CPU the poll burns.
+    public var pollMicroseconds: UInt64
+    public static let defaultPollMicroseconds: UInt64 = 50
+    public static let pollMicrosecondsRange: ClosedRange<UInt64> = 0...10_000
+
+    public init(allowOther: Bool = false, signalHandlers: Bool = true, pollMicroseconds: UInt64 = Self.defaultPollMicroseconds) {
         self.allowOther = allowOther
         self.signalHandlers = signalHandlers
+        self.pollMicroseconds = pollMicroseconds
     }
 }
 
@@ -92,7 +100,7 @@ public final class FUSEServer: @unchecked Sendable {  // `session` is set once a
             self.session = nil
             throw .mountFailed(mountpoint)
         }
-        loop = FUSELoop(session: session)
+        loop = FUSELoop(session: session, maximumPoll: options.pollMicroseconds * 1000)
         root.setObserver(Invalidator(server: self))
     }
 

@@ -23,11 +23,15 @@ struct DMAEmuDaemon: ParsableCommand {
     var config: String?
     @Flag(help: "Check the configuration and exit.") var checkConfig = false
     @Flag(help: "Let users other than the mounting one use the tree (allow_other).") var allowOther = false
+    @Option(help: "Longest poll of /dev/fuse between requests, in microseconds, before the reader sleeps (0: never poll; saves CPU, costs latency).")
+    var pollUs = MountOptions.defaultPollMicroseconds
     @Option(help: "Lowest level printed: emerg, alert, crit, err, warning, notice, info, debug.")
     var logLevel = "info"
 
     func validate() throws {
         guard Self.level(logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
+        let range = MountOptions.pollMicrosecondsRange
+        guard range.contains(pollUs) else { throw ValidationError("--poll-us must be \(range.lowerBound)...\(range.upperBound)") }
     }
 
     static func level(_ name: String) -> LogLevel? {
@@ -67,7 +71,7 @@ struct DMAEmuDaemon: ParsableCommand {
         let server = FUSEServer(root: machine.root, mountpoint: mountpoint)
         machine.attach(server)
         do {
-            try server.mount(MountOptions(allowOther: allowOther))
+            try server.mount(MountOptions(allowOther: allowOther, pollMicroseconds: pollUs))
         } catch {
             log.printk(.err, "dmaemud: \(error)")
             throw ExitCode.failure

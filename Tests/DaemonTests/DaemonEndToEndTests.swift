@@ -86,8 +86,8 @@ struct DaemonEndToEndTests {
 
         // The loop counts what it served: above, at least an open, a write and a release
         // for each of the two writes and an open, two reads and a release for each cat.
-        let metrics = try String(contentsOfFile: mountpoint + "/metrics", encoding: .utf8)
-        let served = metrics.split(separator: "\n").first { $0.hasPrefix("dmaemu_fuse_requests_total ") }
+        // (Foundation's String(contentsOfFile:) would stop at the 4096 bytes stat reports.)
+        let served = cat(mountpoint + "/metrics")?.split(separator: "\n").first { $0.hasPrefix("dmaemu_fuse_requests_total ") }
         #expect((served?.split(separator: " ").last).flatMap { Int($0) } ?? 0 >= 14, "\(served ?? "no dmaemu_fuse_requests_total")")
 
         daemon.terminate()  // SIGTERM
@@ -104,5 +104,42 @@ struct DaemonEndToEndTests {
         // The mountpoint is released: an empty directory again.
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountpoint).isEmpty)
         #expect(!String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: "/proc/self/mounts"))) ?? Data(), as: UTF8.self).contains(mountpoint))
+    }
+}
+
+@Suite(.enabled(if: runsHere(access("/dev/fuse", R_OK | W_OK) == 0), "needs /dev/fuse (CI has it, as root)"))
+struct PollOptionTests {
+    /// The value of a counter in the daemon's metrics.
+    func counter(_ name: String, _ mountpoint: String) -> Int? {
+        cat(mountpoint + "/metrics")?.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+            .flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+    }
+
+    @Test func pollZeroNeverPollsAndOutOfRangeIsRefused() throws {
+        let config = """
+            [machine]
+            ram = "256M"
+            [[device]]
+            driver = "generic"
+            name = "gen0"
+            """
+        try withDaemon(config: config, ready: "devices/gen0/state", arguments: ["--poll-us", "0"]) { mountpoint, _ in
+            for _ in 0..<50 { #expect(cat(mountpoint + "/devices/gen0/state") == "bound\n") }
+            // 50 cats are 200 requests at least; with no window every one that was not
+            // queued already woke the reader, and none was caught polling.
+            #expect(counter("dmaemu_fuse_requests_total", mountpoint) ?? 0 >= 200)
+            #expect(counter("dmaemu_fuse_requests_polled_total", mountpoint) == 0)
+            #expect(counter("dmaemu_fuse_reader_wakeups_total", mountpoint) ?? 0 >= 50)
+        }
+        let refused = Process()
+        refused.executableURL = URL(fileURLWithPath: daemonPath)
+        refused.arguments = ["/nonexistent", "--poll-us", "10001"]
+        let message = Pipe()
+        refused.standardError = message
+        try refused.run()
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus == 64)  // EX_USAGE, before anything is mounted
+        let text = String(decoding: message.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("--poll-us must be 0...10000"))
     }
 }

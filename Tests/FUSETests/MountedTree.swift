@@ -15,11 +15,11 @@ final class MountedTree: @unchecked Sendable {
     /// /dev/fuse fails the mount tests rather than skipping them.
     static var available: Bool { access("/dev/fuse", R_OK | W_OK) == 0 || ProcessInfo.processInfo.environment["CI"] == "true" }
 
-    init(_ root: ControlDirectory) throws {
+    init(_ root: ControlDirectory, pollMicroseconds: UInt64 = MountOptions.defaultPollMicroseconds) throws {
         var template = Array("/tmp/dmaemu-fuse-XXXXXX".utf8CString)
         path = String(cString: mkdtemp(&template)!)
         server = FUSEServer(root: root, mountpoint: path)
-        try server.mount(MountOptions(signalHandlers: false))
+        try server.mount(MountOptions(signalHandlers: false, pollMicroseconds: pollMicroseconds))
         let server = self.server
         let done = self.done
         Thread.detachNewThread {
