@@ -54,7 +54,7 @@ public struct LoopStatistics: Sendable {
     public var handoffs: UInt64 = 0
 }
 
-public final class FUSEServer: @unchecked Sendable {  // `session` is set once at mount, before any request
+public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` are set once at mount, before any request
     public let root: ControlDirectory
     public let mountpoint: String
     let inodes: InodeTable

@@ -1,6 +1,6 @@
 // dmaemud: builds the emulated machine, mounts its control tree and serves it in the
 // foreground until SIGTERM or SIGINT, then unmounts and exits 0. State is reached through
-// the FUSE session's userdata; nothing lives in top-level globals, which libfuse's
+// the FUSE session's userdata; nothing lives in top-level globals, which the FUSE loop's
 // threads must not touch.
 import ArgumentParser
 import Daemon
