@@ -41,10 +41,10 @@ final class FUSELoop: @unchecked Sendable {  // `state` under `lock`; the rest a
     /// The reader's role, owned by whoever holds it (no lock on the request path).
     private var window: PollWindow
 
-    /// The request the reader is serving (0: none), for the watchdog; the reader and the
-    /// watchdog settle who owns the role with one compare-and-exchange on it.
+    /// The request the reader is serving (its number in `requests`; 0: none), for the
+    /// watchdog; the reader and the watchdog settle who owns the role with one
+    /// compare-and-exchange on it.
     private let serving = Atomic<UInt64>(0)
-    private let tickets = Atomic<UInt64>(0)
     private let watchdogAsleep = Atomic(false)
     /// Requests read; of them, those that came while the reader polled and those it
     /// slept for (the rest were queued already); slow requests that had the place handed on.
@@ -119,15 +119,14 @@ final class FUSELoop: @unchecked Sendable {  // `state` under `lock`; the rest a
                 // Nothing for a while: sleep until a reader says a request came in.
                 watchdogAsleep.store(true, ordering: .sequentiallyConsistent)
                 if requests.load(ordering: .sequentiallyConsistent) == lastRequests {
-                    withUnsafeMutableBytes(of: &fds) { _ = ppoll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, nil, &open) }
+                    Self.wait(&fds, 2, timeout: nil, signals: &open)
                 }
                 watchdogAsleep.store(false, ordering: .sequentiallyConsistent)
                 var drain = (UInt64(0), UInt64(0))
                 _ = Glibc.read(watchdogPipe.read, &drain, MemoryLayout.size(ofValue: drain))
                 quiet = 0
             } else {
-                var tick = Self.tick
-                withUnsafeMutableBytes(of: &fds.0) { _ = ppoll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 1, &tick, &open) }
+                Self.wait(&fds, 1, timeout: Self.tick, signals: &open)
             }
             let now = serving.load(ordering: .sequentiallyConsistent)
             if now != 0, now == lastServing { handOff(now) }
@@ -207,9 +206,8 @@ final class FUSELoop: @unchecked Sendable {  // `state` under `lock`; the rest a
     /// session ends (false).
     private func read(into buffer: inout fuse_buf) -> Bool {
         while receive(&buffer) {
-            let ticket = tickets.add(1, ordering: .relaxed).newValue
+            let ticket = requests.add(1, ordering: .sequentiallyConsistent).newValue
             serving.store(ticket, ordering: .sequentiallyConsistent)
-            requests.add(1, ordering: .sequentiallyConsistent)
             if watchdogAsleep.load(ordering: .sequentiallyConsistent), watchdogAsleep.exchange(false, ordering: .sequentiallyConsistent) {
                 var byte: UInt8 = 0
                 _ = write(watchdogPipe.write, &byte, 1)
@@ -247,10 +245,19 @@ final class FUSELoop: @unchecked Sendable {  // `state` under `lock`; the rest a
                 continue
             }
             slept = true
-            _ = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, -1) }
+            Self.wait(&fds, 2, timeout: nil, signals: nil)
             if fds.1.revents != 0 { return false }
         }
         return false
+    }
+
+    /// ppoll(2) on the first `count` of two descriptors (on the stack: no heap per wait),
+    /// with `signals` as the mask while it sleeps (nil: the thread's own).
+    private static func wait(_ fds: inout (pollfd, pollfd), _ count: Int, timeout: timespec?, signals: UnsafePointer<sigset_t>?) {
+        withUnsafeMutableBytes(of: &fds) { fds in
+            let first = fds.baseAddress!.assumingMemoryBound(to: pollfd.self)
+            if var timeout { _ = ppoll(first, nfds_t(count), &timeout, signals) } else { _ = ppoll(first, nfds_t(count), nil, signals) }
+        }
     }
 
     @inline(__always) private static func now() -> UInt64 {

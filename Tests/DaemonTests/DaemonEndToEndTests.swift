@@ -9,6 +9,21 @@ func runsHere(_ available: Bool) -> Bool { available || ProcessInfo.processInfo.
 /// The built dmaemud, next to this test binary.
 let daemonPath = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dmaemud").path
 
+/// The [machine] and [swiotlb] tables of the small machines the daemon tests start.
+let smallMachineTables = """
+    [machine]
+    ram = "1G"
+    [swiotlb]
+    size = "4M"
+    """
+
+/// A counter or gauge in the daemon's metrics (read as cat reads it: Foundation's
+/// String(contentsOfFile:) stops at the 4096 bytes stat reports, and metrics is longer).
+func metric(_ name: String, _ mountpoint: String) -> Int? {
+    cat(mountpoint + "/metrics")?.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+        .flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+}
+
 /// dmaemud running `config` at a fresh mountpoint until `body` (given the mountpoint and
 /// the process) returns, once `ready` (a path under the mount) exists; then SIGTERM.
 func withDaemon(config text: String, ready: String, arguments: [String] = [], _ body: (String, Process) throws -> Void) throws {
@@ -86,9 +101,7 @@ struct DaemonEndToEndTests {
 
         // The loop counts what it served: above, at least an open, a write and a release
         // for each of the two writes and an open, two reads and a release for each cat.
-        // (Foundation's String(contentsOfFile:) would stop at the 4096 bytes stat reports.)
-        let served = cat(mountpoint + "/metrics")?.split(separator: "\n").first { $0.hasPrefix("dmaemu_fuse_requests_total ") }
-        #expect((served?.split(separator: " ").last).flatMap { Int($0) } ?? 0 >= 14, "\(served ?? "no dmaemu_fuse_requests_total")")
+        #expect(metric("dmaemu_fuse_requests_total", mountpoint) ?? 0 >= 14)
 
         daemon.terminate()  // SIGTERM
         daemon.waitUntilExit()
@@ -109,12 +122,6 @@ struct DaemonEndToEndTests {
 
 @Suite(.enabled(if: runsHere(access("/dev/fuse", R_OK | W_OK) == 0), "needs /dev/fuse (CI has it, as root)"))
 struct PollOptionTests {
-    /// The value of a counter in the daemon's metrics.
-    func counter(_ name: String, _ mountpoint: String) -> Int? {
-        cat(mountpoint + "/metrics")?.split(separator: "\n").first { $0.hasPrefix(name + " ") }
-            .flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
-    }
-
     @Test func pollZeroNeverPollsAndOutOfRangeIsRefused() throws {
         let config = """
             [machine]
@@ -127,9 +134,9 @@ struct PollOptionTests {
             for _ in 0..<50 { #expect(cat(mountpoint + "/devices/gen0/state") == "bound\n") }
             // 50 cats are 200 requests at least; with no window every one that was not
             // queued already woke the reader, and none was caught polling.
-            #expect(counter("dmaemu_fuse_requests_total", mountpoint) ?? 0 >= 200)
-            #expect(counter("dmaemu_fuse_requests_polled_total", mountpoint) == 0)
-            #expect(counter("dmaemu_fuse_reader_wakeups_total", mountpoint) ?? 0 >= 50)
+            #expect(metric("dmaemu_fuse_requests_total", mountpoint) ?? 0 >= 200)
+            #expect(metric("dmaemu_fuse_requests_polled_total", mountpoint) == 0)
+            #expect(metric("dmaemu_fuse_reader_wakeups_total", mountpoint) ?? 0 >= 50)
         }
         let refused = Process()
         refused.executableURL = URL(fileURLWithPath: daemonPath)

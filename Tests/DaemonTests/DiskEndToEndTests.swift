@@ -43,10 +43,7 @@ struct DiskEndToEndTests {
 
     func withDaemon(_ extra: String = "", arguments: [String] = [], _ body: (String, Process) throws -> Void) throws {
         let config = """
-            [machine]
-            ram = "1G"
-            [swiotlb]
-            size = "4M"
+            \(smallMachineTables)
             [[device]]
             driver = "mpt3sas"
             name = "hba0"
@@ -79,12 +76,8 @@ struct DiskEndToEndTests {
     }
 
     @Test func aFileBackedDiskSurvivesARestart() throws {
-        let image = "/tmp/dmaemu-restart-\(getpid()).img"
-        let data = "/tmp/dmaemu-restart-\(getpid()).data"
-        defer {
-            unlink(image)
-            unlink(data)
-        }
+        let (image, data) = ("/tmp/dmaemu-restart-\(getpid()).img", "/tmp/dmaemu-restart-\(getpid()).data")
+        defer { for path in [image, data] { unlink(path) } }
         try shell("head -c 300000 /dev/urandom > \(data)")
         try withDaemon("backing_file = \"\(image)\"") { hba in
             let result = try shell("dd if=\(data) of=\(hba)/disk bs=4096 seek=3 conv=notrunc,fsync status=none")
@@ -100,12 +93,8 @@ struct DiskEndToEndTests {
     /// gone at once (auto_unmount), the next start works, and every write that returned is
     /// on the disk, checked against the pattern as Python computes it.
     @Test func acknowledgedWritesSurviveKill9() throws {
-        let image = "/tmp/dmaemu-kill-\(getpid()).img"
-        let acked = "/tmp/dmaemu-kill-\(getpid()).acked"
-        defer {
-            unlink(image)
-            unlink(acked)
-        }
+        let (image, acked) = ("/tmp/dmaemu-kill-\(getpid()).img", "/tmp/dmaemu-kill-\(getpid()).acked")
+        defer { for path in [image, acked] { unlink(path) } }
         var mountpoint = ""
         try withDaemon("backing_file = \"\(image)\"") { hba, daemon in
             mountpoint = String(hba.dropLast("/devices/hba0".count))
@@ -151,12 +140,8 @@ struct DiskEndToEndTests {
     /// An `io` write to a file-backed disk calls fdatasync before its write(2) returns; an
     /// `io` read does not. Watched with strace attached to the running daemon.
     @Test func anIoWriteSyncsTheBackingFileBeforeItReturns() throws {
-        let image = "/tmp/dmaemu-sync-\(getpid()).img"
-        let log = "/tmp/dmaemu-sync-\(getpid()).strace"
-        defer {
-            unlink(image)
-            unlink(log)
-        }
+        let (image, log) = ("/tmp/dmaemu-sync-\(getpid()).img", "/tmp/dmaemu-sync-\(getpid()).strace")
+        defer { for path in [image, log] { unlink(path) } }
         try withDaemon("backing_file = \"\(image)\"") { hba, daemon in
             let pid = daemon.processIdentifier
             // Each job under a tracer of its own, stopped (and its log flushed) before counting.

@@ -54,10 +54,7 @@ struct SoakTests {
     @Test func manyClientsThenExactCounters() throws {
         let seconds = Double(ProcessInfo.processInfo.environment["DMAEMU_SOAK_SECONDS"] ?? "") ?? 10
         let config = """
-            [machine]
-            ram = "1G"
-            [swiotlb]
-            size = "4M"
+            \(smallMachineTables)
             [[device]]
             driver = "generic"
             name = "gen0"

@@ -49,6 +49,8 @@ struct FUSELoopTests {
         let (root, _, entered) = gateTree()
         let mount = try MountedTree(root)
         defer { mount.stop() }
+        // Quiet for more than 100 ticks first: the watchdog sleeps until a request wakes it.
+        usleep(300_000)
         let waiter = PthreadMutex<Int32?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
