@@ -9,7 +9,7 @@ BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local
 MOUNTPOINT ?= /mnt
 
-.PHONY: deps build test run bench bench-docs bench-micro bench-malloc fuzz sanitize clean install uninstall default-config
+.PHONY: deps build test run vm-test bench bench-docs bench-micro bench-malloc fuzz sanitize clean install uninstall default-config
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -39,13 +39,16 @@ run: deps
 	mkdir -p $(MOUNTPOINT)
 	.build/release/dmaemud $(MOUNTPOINT)
 
+# The Swift runtime is linked in (--static-swift-stdlib): the installed daemon needs only
+# libfuse3, not the toolchain. Under DESTDIR (a package, a VM image) systemd is not told.
 install: deps
-	$(SWIFT) build -c release --product dmaemud
-	install -D -m 0755 .build/release/dmaemud $(DESTDIR)$(PREFIX)/bin/dmaemud
-	install -D -m 0644 systemd/dmaemu.service $(DESTDIR)/etc/systemd/system/dmaemu.service
+	$(SWIFT) build -c release --product dmaemud --static-swift-stdlib --scratch-path .build-static
+	install -D -m 0755 .build-static/release/dmaemud $(DESTDIR)$(PREFIX)/bin/dmaemud
+	sed 's|/usr/local/|$(PREFIX)/|g' systemd/dmaemu.service > .build-static/dmaemu.service
+	install -D -m 0644 .build-static/dmaemu.service $(DESTDIR)/etc/systemd/system/dmaemu.service
 	[ -e $(DESTDIR)/etc/dmaemu/dmaemu.toml ] || install -D -m 0644 Config/dmaemu.toml $(DESTDIR)/etc/dmaemu/dmaemu.toml
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/dmaemu/README.md
-	-systemctl daemon-reload 2>/dev/null
+	[ -n "$(DESTDIR)" ] || systemctl daemon-reload 2>/dev/null || true
 
 uninstall:
 	-systemctl disable --now dmaemu.service 2>/dev/null
@@ -110,6 +113,12 @@ fuzz: deps
 	    echo "fuzz $$t: FAILED; the input is $$(ls -t Fuzz/.work/$$t-* | head -1)"; exit 1; \
 	  fi; \
 	done
+
+# dmaemu.service on a real systemd: Debian 12 booted under QEMU with dmaemud installed as
+# `make install` puts it (tools/testing/vm/; about 3 minutes, the first time 5 more to
+# build the guest, which is cached in /var/cache/dmaemu).
+vm-test: deps
+	tools/testing/vm/systemd-test.sh
 
 clean:
 	rm -rf .build .build-tsan .build-asan Benchmarks/.build Fuzz/.build Fuzz/.work $(BENCH_OUT)

@@ -20,6 +20,33 @@ extension MachineConfig {
         (try? MachineConfig(toml: defaultConfigText, file: "Config/dmaemu.toml")) ?? MachineConfig()
     }
 
+    /// The largest config file read; anything longer is not a machine description.
+    static let maxFileBytes = 1 << 20
+
+    /// The machine the file at `path` describes. A file that cannot be read is an error
+    /// naming it and the reason, as strerror(3) gives it.
+    public init(contentsOfFile path: String) throws(ConfigError) {
+        var bytes: [UInt8] = []
+        do {
+            let fd = try FileDescriptor.open(FilePath(path), .readOnly)
+            defer { try? fd.close() }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
+                if count == 0 { break }
+                bytes += chunk[..<count]
+                guard bytes.count <= Self.maxFileBytes else {
+                    throw ConfigError(file: path, line: nil, message: "longer than \(Self.maxFileBytes) bytes")
+                }
+            }
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError(file: path, line: nil, message: "cannot read: \(error)")
+        }
+        try self.init(toml: String(decoding: bytes, as: UTF8.self), file: path)
+    }
+
     public init(toml text: String, file: String) throws(ConfigError) {
         self.init()
         let reader = ConfigReader(text: text, file: file)

@@ -115,17 +115,21 @@ public final class Machine: @unchecked Sendable {  // `devices` and `server` are
         devicesDirectory.add(name, emulated.directory)
     }
 
-    /// Power-off: every device is unbound, stacked ones first, as remove_device would (the
-    /// drivers' pools and those made through create_pool destroyed). A pool left alive
-    /// would keep its Device, and through it the RAM, allocated after the machine is gone.
-    deinit {
-        var bound = devices.withLock { Array($0.values) }.filter(\.isBound)
-        // A lower device is EBUSY while the one stacked on it is bound: a pass per level.
-        for _ in 0...bound.count where !bound.isEmpty {
-            for emulated in bound { try? emulated.remove() }
+    /// device_shutdown(): every bound device unbound, as remove_device would (the drivers'
+    /// pools and those made through create_pool destroyed), a stacked device before the
+    /// devices under it, so none is refused as in use. dmaemud calls it after unmounting.
+    public func shutdown() {
+        var bound = allDevices.filter(\.isBound)
+        // A holder is released when its device is removed: each pass frees the next level.
+        while case let unheld = bound.filter(\.holders.isEmpty), !unheld.isEmpty {
+            for emulated in unheld { try? emulated.remove() }
             bound = bound.filter(\.isBound)
         }
     }
+
+    /// A pool left alive would keep its Device, and through it the RAM, allocated after
+    /// the machine is gone.
+    deinit { shutdown() }
 
     /// control/remove_device "<name>": removed (the driver unbound first); EBUSY, as the
     /// unbind is, while a stacked device holds it.

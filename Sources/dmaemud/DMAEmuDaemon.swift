@@ -50,8 +50,7 @@ struct DMAEmuDaemon: ParsableCommand {
         var machineConfig = MachineConfig.defaultMachine()
         if let config {
             do {
-                let text = try String(contentsOfFile: config, encoding: .utf8)
-                machineConfig = try MachineConfig(toml: text, file: config)
+                machineConfig = try MachineConfig(contentsOfFile: config)
             } catch {
                 log.printk(.err, "dmaemud: \(error)")
                 throw ExitCode.failure
@@ -79,12 +78,13 @@ struct DMAEmuDaemon: ParsableCommand {
         log.printk(.info, "dmaemud: mounted at \(mountpoint)")
         notifier.notify("READY=1\nSTATUS=serving \(machine.config.devices.count) devices at \(mountpoint)")
         let watchdog = Self.startWatchdog(notifier, environment)
-        // The tree's files hold the machine weakly: it must live until the loop ends, past
-        // its last use here (an optimized build may release a local after its last use).
-        withExtendedLifetime(machine) { server.run() }
+        // The tree's files hold the machine weakly; its shutdown below keeps it alive
+        // through the loop (an optimized build may release a local after its last use).
+        server.run()
         watchdog?.cancel()
         notifier.notify("STOPPING=1\nSTATUS=unmounted \(mountpoint)")
         log.printk(.info, "dmaemud: unmounted \(mountpoint)")
+        machine.shutdown()
     }
 
     /// WATCHDOG=1 at half the period systemd asked for.

@@ -19,6 +19,21 @@ import Testing
         ])
     }
 
+    /// What dmaemud prints for a --config it cannot use, not Foundation's NSError text.
+    @Test(arguments: [
+        ("/nonexistent.toml", "/nonexistent.toml: cannot read: No such file or directory"),
+        ("/", "/: cannot read: Is a directory"),
+        ("/dev/zero", "/dev/zero: longer than 1048576 bytes"),
+    ])
+    func anUnreadableFileIsNamedWithTheReason(path: String, message: String) {
+        let error = #expect(throws: ConfigError.self) { try MachineConfig(contentsOfFile: path) }
+        #expect(error?.description == message)
+    }
+
+    @Test func theShippedFileReadsAsTheDefault() throws {
+        #expect(try MachineConfig(contentsOfFile: "Config/dmaemu.toml").devices == MachineConfig.defaultMachine().devices)
+    }
+
     @Test func valuesAreRead() throws {
         let config = try MachineConfig(toml: """
             [machine]

@@ -147,6 +147,20 @@ func disk(_ machine: Machine, _ name: String) throws -> ControlBlockFile {
         #expect(machine.ram.freePages == (try smallMachine()).ram.freePages)
     }
 
+    /// device_shutdown() at SIGTERM: dm-0 is removed before the disk under it (whose PCI
+    /// name sorts first), so the disk is never refused as in use by it.
+    @Test func shutdownRemovesTheStackedDeviceFirst() throws {
+        let machine = try smallMachine()
+        try machine.write("control/add_device", "nvme 0000:01:00.0 capacity=4M")
+        try machine.write("control/add_device", "dm-crypt dm-0 lower=0000:01:00.0 key=\(cryptKey)")
+        machine.shutdown()
+        let kmsg = try machine.read("kmsg")
+        #expect(!kmsg.contains("in use by"), "\(kmsg)")
+        #expect(machine.allDevices.allSatisfy { !$0.isBound })
+        let upper = try #require(kmsg.range(of: "dm-0: remove took")), lower = try #require(kmsg.range(of: "0000:01:00.0: remove took"))
+        #expect(upper.lowerBound < lower.lowerBound)
+    }
+
     @Test func badTablesAreRefusedWithTheKernelsMessages() throws {
         let machine = try cryptMachine()
         let add = { (line: String) throws(Errno) in try machine.write("control/add_device", line) }
