@@ -1,15 +1,14 @@
 # dmaemu: `make run` builds and runs, `make test` installs what the tests need and runs them.
 SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
-SHARED ?= ../shared
 # Debian packages the build, the tests (mkfs.ext4, setpriv, losetup, modprobe, useradd, strace) and the C
-# limits of $(SHARED)/bench need.
+# limits of tools/limits need.
 DEBS   := gcc libc6-dev pkg-config libfuse3-dev fuse3 e2fsprogs util-linux mount kmod passwd strace
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local
 MOUNTPOINT ?= /mnt
 
-.PHONY: deps build test run vm-test bench bench-docs bench-micro bench-malloc fuzz sanitize clean install uninstall default-config
+.PHONY: deps build test check-architecture run vm-test bench bench-docs bench-micro bench-malloc fuzz sanitize clean install uninstall default-config
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -29,9 +28,13 @@ default-config:
 build:
 	$(SWIFT) build
 
-test: deps build
+test: deps build check-architecture
 	$(SWIFT) test
 	$(MAKE) bench-malloc
+
+# ARCHITECTURE.md's module table against Package.swift and the sources' imports.
+check-architecture:
+	python3 tools/check-architecture.py
 
 # The default machine mounted at $(MOUNTPOINT), in the foreground; Ctrl-C unmounts.
 run: deps
@@ -57,12 +60,12 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/dmaemu
 	-systemctl daemon-reload 2>/dev/null
 
-# Every benchmark, with the C limits of $(SHARED)/bench measured in the same run:
+# Every benchmark, with the C limits of tools/limits measured in the same run:
 # $(BENCH_OUT)/results.json, report.md and the SVG plots (about 8 minutes on 2 cores).
 bench: deps
 	$(SWIFT) build -c release --product dmaemu-bench
 	$(SWIFT) build -c release --product dmaemud
-	.build/release/dmaemu-bench all --out $(BENCH_OUT) --shared $(SHARED)
+	.build/release/dmaemu-bench all --out $(BENCH_OUT)
 
 # The micro-benchmarks of Benchmarks/ (package-benchmark), each hot path one operation
 # at a time. bench-malloc runs them against Thresholds/: any malloc in steady state fails.
@@ -72,12 +75,12 @@ bench-micro:
 bench-malloc:
 	cd Benchmarks && $(SWIFT) package benchmark thresholds check --no-progress
 
-# The README's Performance tables and docs/'s plots, from $(BENCH_OUT)/results.json
+# docs/benchmarks.md's Performance tables and docs/'s plots, from $(BENCH_OUT)/results.json
 # (running `make bench` first when there is none).
 bench-docs:
 	[ -e $(BENCH_OUT)/results.json ] || $(MAKE) bench
 	$(SWIFT) build -c release --product dmaemu-bench
-	.build/release/dmaemu-bench docs --results $(BENCH_OUT)/results.json --readme README.md --docs docs
+	.build/release/dmaemu-bench docs --results $(BENCH_OUT)/results.json --page docs/benchmarks.md --docs docs
 
 # The whole test suite under ThreadSanitizer, then under AddressSanitizer (with its leak
 # checker), each in a build directory of its own; any report fails the run. TSan's shadow

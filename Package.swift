@@ -1,89 +1,130 @@
-// swift-tools-version: 6.0
-// dmaemu: the kernel's DMA memory machinery as Swift engines. Modules depend downward only
-// (see ../shared/DESIGN.md): PhysicalMemory <- SWIOTLB <- DMA <- DMAPool <- dmaemu-bench,
-// PhysicalMemory <- Mempool. Locking (a pthread mutex ThreadSanitizer can see) is under all.
+// swift-tools-version: 6.2
+// dmaemu: the kernel's DMA memory machinery as Swift engines, driven by emulated drivers
+// and shown through a FUSE-mounted, sysfs-like tree. One module per kernel subsystem;
+// modules depend downward only. ARCHITECTURE.md draws the graph this file declares (and
+// `make check-architecture`, part of `make test`, holds the two to each other).
 import PackageDescription
+
+let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 
 let package = Package(
     name: "dmaemu",
     products: [
+        .executable(name: "dmaemud", targets: ["dmaemud"]),
+        .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
+        // The engines, for the micro-benchmarks of Benchmarks/ and the fuzzers of Fuzz/.
         .library(name: "PhysicalMemory", targets: ["PhysicalMemory"]),
         .library(name: "SWIOTLB", targets: ["SWIOTLB"]),
         .library(name: "DMA", targets: ["DMA"]),
         .library(name: "DMAPool", targets: ["DMAPool"]),
         .library(name: "Mempool", targets: ["Mempool"]),
-        .library(name: "ControlFS", targets: ["ControlFS"]),
-        .library(name: "FUSE", targets: ["FUSE"]),
         .library(name: "Fuzzing", targets: ["Fuzzing"]),
-        .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
-        .executable(name: "dmaemud", targets: ["dmaemud"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
+        // Base: locks, the kernel's lib/ helpers, the printk ring.
         .target(name: "Locking"),
-        .target(name: "PhysicalMemory", dependencies: ["Locking"]),
-        .target(name: "SWIOTLB", dependencies: ["PhysicalMemory", "Locking"]),
-        .target(name: "DMA", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking"]),
-        .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory"]),
+        .target(name: "Lib", dependencies: [systemPackage]),
+        .target(name: "Printk", dependencies: ["Locking", "Lib"]),
+
+        // The engines (mm/, kernel/dma/).
+        .target(name: "PhysicalMemory", dependencies: ["Locking", "Printk"]),
+        .target(name: "SWIOTLB", dependencies: ["PhysicalMemory", "Printk", "Locking", "Lib"]),
+        .target(name: "DMA", dependencies: ["SWIOTLB", "PhysicalMemory", "Printk", "Locking", "Lib"]),
+        .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory", "Locking"]),
         .target(name: "Mempool", dependencies: ["PhysicalMemory", "Locking"]),
-        .executableTarget(
-            name: "dmaemu-bench",
-            dependencies: [
-                "Daemon", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-        .target(name: "ControlFS", dependencies: ["Locking", .product(name: "SystemPackage", package: "swift-system")]),
-        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+
+        // What the engines serve: the block layer, the emulated hardware, the drivers.
+        .target(name: "Block", dependencies: ["DMA", "PhysicalMemory", "Locking", "Lib", systemPackage]),
+        .target(name: "Hardware", dependencies: ["DMA", "Lib", systemPackage]),
         .target(
-            name: "FUSE",
-            dependencies: ["CFuse3", "ControlFS", "Locking", .product(name: "SystemPackage", package: "swift-system")]),
+            name: "Drivers",
+            dependencies: ["Block", "Hardware", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", systemPackage]),
+        .target(
+            name: "DMCrypt",
+            dependencies: [
+                "Drivers", "Block", "Mempool", "DMA", "PhysicalMemory", "Locking", "Lib", systemPackage,
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]),
+
+        // The control tree and how it is served.
+        .target(name: "ControlFS", dependencies: ["Locking", systemPackage]),
+        .target(
+            name: "ControlSurface",
+            dependencies: [
+                "ControlFS", "Drivers", "Block", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", systemPackage,
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .target(name: "FUSE", dependencies: ["CFuse3", "ControlFS", "Locking", systemPackage]),
+
+        // The machine from its config, and the programs.
         .target(
             name: "Daemon",
             dependencies: [
-                "FUSE", "ControlFS", "DMAPool", "Mempool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking",
-                .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                "ControlSurface", "DMCrypt", "Drivers", "ControlFS", "DMAPool", "SWIOTLB", "PhysicalMemory", "Printk", "Lib",
+                systemPackage, .product(name: "TOMLKit", package: "TOMLKit"), .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "dmaemud",
             dependencies: [
-                "Daemon", "FUSE", "PhysicalMemory",
+                "Daemon", "ControlSurface", "FUSE", "Printk",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // The fuzz targets: Fuzz/ links them with libFuzzer, FuzzTests replays their corpus.
-        .target(name: "Fuzzing", dependencies: ["Daemon", "ControlFS", "SWIOTLB", "PhysicalMemory"]),
-        .testTarget(name: "FuzzTests", dependencies: ["Fuzzing"]),
+        .executableTarget(
+            name: "dmaemu-bench",
+            dependencies: [
+                "Daemon", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // The fuzz targets: Fuzz/ links them with libFuzzer, FuzzingTests replays their corpus.
+        .target(name: "Fuzzing", dependencies: ["Daemon", "ControlSurface", "Block", "ControlFS", "SWIOTLB", "PhysicalMemory"]),
+
+        .testTarget(name: "LockingTests", dependencies: ["Locking"]),
+        .testTarget(name: "LibTests", dependencies: ["Lib", systemPackage]),
+        .testTarget(name: "PrintkTests", dependencies: ["Printk", "Locking"]),
+        .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+        .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking", "Lib"]),
+        .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory"]),
+        .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking"]),
+        .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory", "Locking"]),
+        .testTarget(name: "BlockTests", dependencies: ["Block", "DMA", "SWIOTLB", "PhysicalMemory", "Lib", systemPackage]),
+        .testTarget(name: "HardwareTests", dependencies: ["Hardware", "DMA", "PhysicalMemory", systemPackage]),
+        .testTarget(
+            name: "DriversTests",
+            dependencies: ["TestSupport", "Drivers", "Block", "DMA", "PhysicalMemory", "Lib", "Locking", systemPackage]),
+        .testTarget(
+            name: "DMCryptTests",
+            dependencies: ["TestSupport", "DMCrypt", "Drivers", "Block", "Mempool", "PhysicalMemory", "Lib", "Locking", systemPackage]),
+        .testTarget(name: "ControlFSTests", dependencies: ["ControlFS", "Locking", systemPackage]),
+        .testTarget(
+            name: "ControlSurfaceTests",
+            dependencies: [
+                "TestSupport", "ControlSurface", "ControlFS", "Drivers", "Block", "DMA", "SWIOTLB", "PhysicalMemory", "Lib", systemPackage,
+            ]),
+        .testTarget(name: "FUSETests", dependencies: ["FUSE", "ControlFS", "Locking", systemPackage]),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "ControlFS", "DMA", "PhysicalMemory", "Locking", .product(name: "SystemPackage", package: "swift-system")]),
-        .testTarget(
-            name: "FUSETests",
-            dependencies: ["FUSE", "ControlFS", "Locking", .product(name: "SystemPackage", package: "swift-system")]),
-        .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+            dependencies: ["TestSupport", "Daemon", "ControlFS", "DMA", "DMAPool", "SWIOTLB", "PhysicalMemory", "Locking", systemPackage]),
+        .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing"]),
         // Runs the built dmaemu-bench, as a user would; no module of its own to import.
         .testTarget(name: "BenchTests"),
-        .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory", "Locking"]),
-        .testTarget(
-            name: "ControlFSTests",
-            dependencies: ["ControlFS", .product(name: "SystemPackage", package: "swift-system")]),
-        .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory"]),
-        .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory", "Locking"]),
-        .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking"]),
         // glibc's heap statistics, for the tests that prove a hot path allocates nothing.
         .target(name: "CHeapStats", path: "Tests/CHeapStats"),
+        // What tests share: shell commands, and a small machine's devices for the drivers'
+        // tests, which run without the control surface.
+        .target(
+            name: "TestSupport", dependencies: ["ControlFS", "Drivers", "Block", "Lib", "PhysicalMemory", "SWIOTLB", systemPackage],
+            path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -115,7 +115,7 @@ extension Device {
         let pending = debug.all.sorted { $0.dma < $1.dma }
         guard let first = pending.first else { return 0 }
         apiError("device driver has pending DMA allocations while released from device [count=\(pending.count)]")
-        machine.log.printk(
+        ram.log.printk(
             .warning,
             "One of leaked entries details: [device address=\(dmaAddrText(first.dma))] [size=\(first.size) bytes] "
                 + "[mapped with \(first.direction)] [mapped as \(first.type)]")

@@ -14,25 +14,25 @@ extension Device {
     public func deviceRead(_ dma: DMAAddr, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceAccessError) {
         try checkAccess(dma, buffer.count, write: false)
         guard let base = buffer.baseAddress else { return }
-        base.copyMemory(from: machine.virt(dma), byteCount: buffer.count)
+        base.copyMemory(from: ram.virt(dma), byteCount: buffer.count)
     }
 
     /// The device writes `buffer` at [dma, dma + buffer.count) (a DMA write: FROM_DEVICE).
     public func deviceWrite(_ dma: DMAAddr, from buffer: UnsafeRawBufferPointer) throws(DeviceAccessError) {
         try checkAccess(dma, buffer.count, write: true)
         guard let base = buffer.baseAddress else { return }
-        machine.virt(dma).copyMemory(from: base, byteCount: buffer.count)
+        ram.virt(dma).copyMemory(from: base, byteCount: buffer.count)
     }
 
     /// The emulated controller's view of [dma, dma + size) for a transfer of its own (to
     /// or from a disk): checked as deviceRead/deviceWrite check, then handed out.
     public func deviceMemory(_ dma: DMAAddr, size: Int, write: Bool) throws(DeviceAccessError) -> UnsafeMutableRawPointer {
         try checkAccess(dma, size, write: write)
-        return machine.virt(dma)
+        return ram.virt(dma)
     }
 
     private func checkAccess(_ dma: DMAAddr, _ size: Int, write: Bool) throws(DeviceAccessError) {
-        var allowed = size >= 0 && dma < machine.size && UInt64(size) <= machine.size - dma && dmaCapable(dma, size)
+        var allowed = size >= 0 && dma < ram.size && UInt64(size) <= ram.size - dma && dmaCapable(dma, size)
         if allowed, let debug {
             if let entry = debug.containing(dma, size: size) {
                 allowed = entry.type == .coherent || (write ? entry.direction.deviceWrites : entry.direction.deviceReads)

@@ -20,7 +20,7 @@ extension Device {
         guard size > 0 else { return nil }
         if let swiotlb, swiotlb.mem.forAlloc {  // a restricted pool serves its devices' coherent memory
             guard let phys = swiotlb.mem.allocCoherent(swiotlb, size: size, limits: iotlbLimits) else { return nil }
-            let cpu = machine.virt(phys)
+            let cpu = ram.virt(phys)
             cpu.initializeMemory(as: UInt8.self, repeating: 0, count: size)
             coherentCount.add(1, ordering: .relaxed)
             debug?.add(DebugEntry(dma: phys, size: size, direction: .bidirectional, type: .coherent))
@@ -28,11 +28,11 @@ extension Device {
         }
         let order = pageOrder(size)
         guard order <= PhysicalMemory.maxOrder,
-            let phys = machine.allocPages(order: order, limit: limit(of: coherentDMAMask), owner: ownerTag | UInt64(size))
+            let phys = ram.allocPages(order: order, limit: limit(of: coherentDMAMask), owner: ownerTag | UInt64(size))
         else { return nil }
         coherentCount.add(1, ordering: .relaxed)
         debug?.add(DebugEntry(dma: phys, size: size, direction: .bidirectional, type: .coherent))
-        let cpu = machine.virt(phys)
+        let cpu = ram.virt(phys)
         PhysicalMemory.clearPages(cpu, bytes: PhysicalMemory.pageSize << order)
         return (cpu, phys)
     }
@@ -46,7 +46,7 @@ extension Device {
             coherentCount.subtract(1, ordering: .relaxed)
             return
         }
-        guard let tag = machine.freeOwnedPages(dma, expected: ownerTag, mask: 0xffff_ffff_0000_0000) else {
+        guard let tag = ram.freeOwnedPages(dma, expected: ownerTag, mask: 0xffff_ffff_0000_0000) else {
             apiError(
                 "device driver tries to free DMA memory it has not allocated "
                     + "[device address=\(dmaAddrText(dma))] [size=\(size) bytes]")
@@ -58,11 +58,11 @@ extension Device {
                 "device driver frees DMA memory with different size [device address=\(dmaAddrText(dma))] "
                     + "[map size=\(allocated) bytes] [unmap size=\(size) bytes]")
         }
-        if cpu != machine.virt(dma) {
+        if cpu != ram.virt(dma) {
             apiError(
                 "device driver frees DMA memory with different CPU address [device address=\(dmaAddrText(dma))] "
-                    + "[size=\(size) bytes] [cpu alloc address=\(dmaAddrText(machine.kernelAddress(machine.virt(dma))))] "
-                    + "[cpu free address=\(dmaAddrText(machine.kernelAddress(cpu)))]")
+                    + "[size=\(size) bytes] [cpu alloc address=\(dmaAddrText(ram.kernelAddress(ram.virt(dma))))] "
+                    + "[cpu free address=\(dmaAddrText(ram.kernelAddress(cpu)))]")
         }
         coherentCount.subtract(1, ordering: .relaxed)
         _ = debug?.checkUnmap(self, dma: dma, size: allocated, direction: .bidirectional, type: .coherent)
@@ -76,6 +76,6 @@ extension Device {
 
     /// A dma-debug complaint: "DMA-API: <driver> <device>: text", at KERN_WARNING as WARN prints it.
     public func apiError(_ text: String) {
-        machine.log.printk(.warning, "DMA-API: \(driverString) \(name): \(text)")
+        ram.log.printk(.warning, "DMA-API: \(driverString) \(name): \(text)")
     }
 }

@@ -24,11 +24,11 @@ extension Device {
 
     /// dma_map_single() on a CPU address in this machine's RAM.
     public func mapSingle(_ cpu: UnsafeRawPointer, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) -> DMAAddr? {
-        guard machine.contains(cpu) else {
+        guard ram.contains(cpu) else {
             apiError("device driver maps memory outside RAM [size=\(size) bytes]")
             return nil
         }
-        return mapSingle(machine.phys(cpu), size: size, direction, attributes: attributes)
+        return mapSingle(ram.phys(cpu), size: size, direction, attributes: attributes)
     }
 
     /// The corresponding kernel function is `dma_unmap_page()`: for FROM_DEVICE and
@@ -86,7 +86,7 @@ extension Device {
     /// the device's maps may bounce (its mask does not reach the top of RAM, or bouncing
     /// is forced), otherwise no limit. Block drivers cap their transfers with it.
     public var maxMappingSize: Int {
-        let addressingLimited = dmaMask < machine.size - 1
+        let addressingLimited = dmaMask < ram.size - 1
         return withSWIOTLB { _, mem in
             mem.forceBounce || addressingLimited ? IOTLB.maxMappingSize(minAlignMask: minAlignMask) : Int.max
         } ?? Int.max
@@ -100,7 +100,7 @@ extension Device {
     /// Runs `body` with this device's swiotlb client and mem, if it has one, without the
     /// retain/release pairs that loading them would cost on every map and unmap (atomic
     /// writes to lines every CPU mapping for the device would share).
-    @inline(__always)
+    @inline(__always) @discardableResult
     func withSWIOTLB<R>(_ body: (IOTLBClient, IOTLBMem) -> R) -> R? {
         guard let swiotlbRef else { return nil }
         return swiotlbRef._withUnsafeGuaranteedRef { client in client.withMem { mem in body(client, mem) } }
@@ -114,7 +114,7 @@ extension Device {
             apiError("device driver maps memory with invalid direction [size=\(size) bytes] [direction=\(direction)]")
             return nil
         }
-        guard phys < machine.size, size >= 0, UInt64(size) <= machine.size - phys else {
+        guard phys < ram.size, size >= 0, UInt64(size) <= ram.size - phys else {
             apiError("device driver maps memory outside RAM [size=\(size) bytes]")
             return nil
         }

@@ -3,6 +3,7 @@
 // map path reads them on every call and must not take a second lock for it.
 import Locking
 import PhysicalMemory
+import Printk
 import SWIOTLB
 import Synchronization
 
@@ -10,7 +11,8 @@ public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive 
     public let name: String
     /// The bus, named in messages while no driver is bound (dev_driver_string()).
     public let bus: String
-    public let machine: PhysicalMemory
+    /// The RAM the device does DMA to and from.
+    public let ram: PhysicalMemory
     /// The pools of this device, newest first, as dev->dma_pools (DMAPool fills it).
     public let dmaPools = DevicePoolList()
 
@@ -35,13 +37,13 @@ public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive 
     /// machine's default software IO TLB or a restricted pool; `dmaDebug` turns on
     /// dma-debug's tracking for this device.
     public init(
-        name: String, machine: PhysicalMemory, bus: String = "pci", swiotlb: IOTLBMem? = nil, dmaDebug: Bool = false,
+        name: String, ram: PhysicalMemory, bus: String = "pci", swiotlb: IOTLBMem? = nil, dmaDebug: Bool = false,
         dmaMask: UInt64 = dmaBitMask(32), coherentDMAMask: UInt64 = dmaBitMask(32),
         minAlignMask: UInt64 = 0, segmentBoundaryMask: UInt64 = 0xffff_ffff
     ) {
         self.name = name
         self.bus = bus
-        self.machine = machine
+        self.ram = ram
         // The client prints "<driver> <name>" in its reports; it reads the driver then.
         let box = DriverName(name: name, bus: bus)
         self.driverBox = box
@@ -98,14 +100,14 @@ public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive 
 
     /// The corresponding kernel function is `dev_printk()`: "<driver> <device>: text".
     public func printk(_ level: LogLevel, _ text: String) {
-        machine.log.printk(level, "\(driverString) \(name): \(text)")
+        ram.log.printk(level, "\(driverString) \(name): \(text)")
     }
 
     /// The corresponding kernel function is `dev_err()`.
     public func err(_ text: String) { printk(.err, text) }
 
     /// `%p` of a CPU address in this device's machine: its direct-map kernel address.
-    public func pointerText(_ virt: UnsafeRawPointer) -> String { hex(machine.kernelAddress(virt), 16) }
+    public func pointerText(_ virt: UnsafeRawPointer) -> String { hex(ram.kernelAddress(virt), 16) }
 }
 
 /// `%pad`: a dma address as "0x" and 16 hex digits.

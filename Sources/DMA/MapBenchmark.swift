@@ -1,6 +1,7 @@
 // kernel/dma/map_benchmark.c: threads that each map and unmap one buffer in a loop for a
 // number of seconds, timing both calls, with an optional delay standing in for the
 // transfer. The device's streaming mask is set to `bits` for the run and restored after.
+import Lib
 import Locking
 import PhysicalMemory
 import SWIOTLB
@@ -87,13 +88,13 @@ public struct MapBenchmark: Sendable {
         let size = parameters.granule * PhysicalMemory.pageSize
         var buffers: [PhysAddr] = []
         for _ in 0..<parameters.threads {
-            guard let phys = device.machine.allocPages(order: order) else {
-                for buffer in buffers { device.machine.freePages(buffer, order: order) }
+            guard let phys = device.ram.allocPages(order: order) else {
+                for buffer in buffers { device.ram.freePages(buffer, order: order) }
                 return nil
             }
             buffers.append(phys)
         }
-        defer { for buffer in buffers { device.machine.freePages(buffer, order: order) } }
+        defer { for buffer in buffers { device.ram.freePages(buffer, order: order) } }
         let savedMask = device.dmaMask
         device.dmaMask = dmaBitMask(parameters.bits)
         defer { device.dmaMask = savedMask }
@@ -108,7 +109,7 @@ public struct MapBenchmark: Sendable {
             var result = Result()
             while monotonicNs() < deadline {
                 if direction != .fromDevice {
-                    device.machine.virt(buffer).initializeMemory(as: UInt8.self, repeating: 0x66, count: size)
+                    device.ram.virt(buffer).initializeMemory(as: UInt8.self, repeating: 0x66, count: size)
                 }
                 let t0 = monotonicNs()
                 guard let dma = device.mapSingle(buffer, size: size, direction) else {

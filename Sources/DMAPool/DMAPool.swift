@@ -113,7 +113,7 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     }
 
     /// For tests of the rbtree engine: page count and black height (nil if unbalanced).
-    public var treeShape: (pages: Int, blackHeight: Int?)? {
+    package var treeShape: (pages: Int, blackHeight: Int?)? {
         if case .rbtree(let pool) = engine { return pool.takeUnretainedValue().treeShape }
         return nil
     }

@@ -3,6 +3,7 @@
 // scans it for the page holding the dma address; both are O(pages), and the mpt3sas
 // pattern (free in allocation order) walks nearly every page per free: the seed's 9 s.
 import DMA
+import Locking
 import PhysicalMemory
 import Synchronization
 

@@ -18,7 +18,7 @@ extension PoolContext {
         for i in linkSize..<size where bytes[i] != poolPoisonFreed {
             device.err("\(function) \(name), \(pointer(block)) (corrupted)")
             for line in hexDump(UnsafeRawBufferPointer(start: block, count: size)) {
-                device.machine.log.printk(.err, line)
+                device.ram.log.printk(.err, line)
             }
             break
         }

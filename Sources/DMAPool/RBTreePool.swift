@@ -4,6 +4,7 @@
 // one in O(1). A page leaves the list when its last block goes and rejoins at the head
 // when one comes back. It never landed; Keith Busch's stack replaced both in v6.4.
 import DMA
+import Locking
 import PhysicalMemory
 import Synchronization
 
@@ -52,7 +53,7 @@ final class RBTreePool: @unchecked Sendable {  // block memory is only touched u
                 case .overlap(let existing):
                     // Cannot happen with a sound page allocator; the kernel WARNs and
                     // leaks the page rather than crash, and so do we.
-                    context.device.machine.log.printk(
+                    context.device.ram.log.printk(
                         .warning,
                         "\(context.device.name): \(context.name): DMA address overlap: old \(dmaAddrText(existing)) "
                             + "new \(dmaAddrText(page.dma)) len \(context.allocation)")

@@ -4,6 +4,7 @@
 // lock; neither looks at pages, so both are O(1) and allocate nothing. Pages are only
 // walked in debug mode, to catch a bad dma or a double free.
 import DMA
+import Locking
 import PhysicalMemory
 import Synchronization
 
@@ -26,8 +27,8 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
 
     init(context: PoolContext) {
         self.context = context
-        let base = UInt(bitPattern: context.device.machine.base)
-        ram = base...(base + UInt(context.device.machine.size) - UInt(Self.blockLinkSize))
+        let base = UInt(bitPattern: context.device.ram.base)
+        ram = base...(base + UInt(context.device.ram.size) - UInt(Self.blockLinkSize))
     }
 
     var counters: (active: Int, blocks: Int, pages: Int) {

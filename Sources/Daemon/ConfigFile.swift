@@ -14,6 +14,9 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
 }
 
 extension MachineConfig {
+    /// The drivers a config may name.
+    static let drivers = Machine.drivers(totalPages: 0)
+
     /// The machine Config/dmaemu.toml describes (compiled in: DefaultConfig.swift).
     public static func defaultMachine() -> MachineConfig {
         // The shipped file is known good: a test parses it.
@@ -133,13 +136,16 @@ extension MachineConfig {
     private func readDevice(_ table: TOMLTable, _ index: Int, _ reader: ConfigReader) throws(ConfigError) -> DeviceConfig {
         let section = "device#\(index)"
         let driverName = try reader.string(table, "driver", section: section)
-        let driverParameters = driverName.flatMap(Drivers.make)?.parameters.map(\.name) ?? []
+        // A driver instance of its own, to read and check the parameters it takes.
+        let instance = driverName.flatMap { Self.drivers[$0]?() }
+        let driverParameters = instance?.parameters.map(\.name) ?? []
         try reader.onlyKeys(table, ["driver", "name", "dma_mask_bits", "dmapool_algorithm", "swiotlb"] + driverParameters, section: section)
         guard let driver = driverName else {
             throw reader.error("device.driver", section, "is required")
         }
-        guard Drivers.names.contains(driver) else {
-            throw reader.error("device.driver", section, "unknown driver '\(driver)' (known: \(Drivers.names.joined(separator: ", ")))")
+        guard let instance else {
+            let known = Self.drivers.keys.sorted().joined(separator: ", ")
+            throw reader.error("device.driver", section, "unknown driver '\(driver)' (known: \(known))")
         }
         guard let name = try reader.string(table, "name", section: section), !name.isEmpty, !name.contains("/") else {
             throw reader.error("device.name", section, "is required, without '/'")
@@ -152,15 +158,13 @@ extension MachineConfig {
             }
             parameters["dmapool_algorithm"] = algorithm
         }
-        if let probe = Drivers.make(driver) {
-            for key in driverParameters {
-                guard let value = table[key] else { continue }
-                let text = value.int.map(String.init) ?? value.bool.map { $0 ? "1" : "0" } ?? value.string ?? ""
-                do throws(Errno) { try probe.setParameter(key, text) } catch {
-                    throw reader.error("device.\(key)", section, "bad value for \(driver)")
-                }
-                parameters[key] = text
+        for key in driverParameters {
+            guard let value = table[key] else { continue }
+            let text = value.int.map(String.init) ?? value.bool.map { $0 ? "1" : "0" } ?? value.string ?? ""
+            do throws(Errno) { try instance.setParameter(key, text) } catch {
+                throw reader.error("device.\(key)", section, "bad value for \(driver)")
             }
+            parameters[key] = text
         }
         if let pool = try reader.string(table, "swiotlb", section: section) {
             guard restrictedPools.contains(where: { $0.name == pool }) else {

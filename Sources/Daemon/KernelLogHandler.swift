@@ -3,8 +3,9 @@
 // prefix), "[seconds.micros] text" as dmesg prints it otherwise. The printk ring's lines
 // reach it through `forward(_:)`, carrying their exact syslog priority as metadata.
 import Foundation
+import Lib
 import Logging
-import PhysicalMemory
+import Printk
 
 public struct KernelLogHandler: LogHandler {
     public var logLevel: Logger.Level
@@ -23,17 +24,15 @@ public struct KernelLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {
-        let priority = metadata?["priority"].flatMap { Int("\($0)") } ?? Self.priority(level)
+    public func log(event: LogEvent) {
+        let priority = event.metadata?["priority"].flatMap { Int("\($0)") } ?? Self.priority(event.level)
         let text: String
         if journal {
-            text = "<\(priority)>\(message)\n"
+            text = "<\(priority)>\(event.message)\n"
         } else {
-            let micros = metadata?["us"].flatMap { UInt64("\($0)") } ?? Self.microseconds(since: start)
-            text = KernelMessage(sequence: 0, level: LogLevel(rawValue: priority) ?? .info, text: "\(message)", microseconds: micros).dmesgLine + "\n"
+            let micros = event.metadata?["us"].flatMap { UInt64("\($0)") } ?? Self.microseconds(since: start)
+            let message = KernelMessage(sequence: 0, level: LogLevel(rawValue: priority) ?? .info, text: "\(event.message)", microseconds: micros)
+            text = message.dmesgLine + "\n"
         }
         FileHandle.standardError.write(Data(text.utf8))
     }
@@ -62,10 +61,7 @@ public struct KernelLogHandler: LogHandler {
         }
     }
 
-    static func microseconds(since start: ContinuousClock.Instant) -> UInt64 {
-        let elapsed = ContinuousClock.now - start
-        return UInt64(elapsed.components.seconds) * 1_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
-    }
+    static func microseconds(since start: ContinuousClock.Instant) -> UInt64 { UInt64((ContinuousClock.now - start).microseconds) }
 }
 
 extension Logger {

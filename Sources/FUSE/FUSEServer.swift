@@ -187,7 +187,7 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
     }
 
     /// Inodes the kernel currently holds (for tests).
-    public var knownInodes: Int { inodes.count }
+    package var knownInodes: Int { inodes.count }
 }
 
 private final class Invalidator: ControlObserver {

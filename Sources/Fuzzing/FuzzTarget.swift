@@ -1,8 +1,10 @@
 // The libFuzzer targets (Fuzz/ builds them with -sanitize=fuzzer) and the replay of their
-// corpus by FuzzTests: every parser of text a user writes, fed arbitrary bytes. A target
+// corpus by FuzzingTests: every parser of text a user writes, fed arbitrary bytes. A target
 // returns normally for any input; a trap, a sanitizer report or a broken invariant is
 // the finding.
+import Block
 import ControlFS
+import ControlSurface
 import Daemon
 import SWIOTLB
 
@@ -21,8 +23,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     public func run(_ input: UnsafeRawBufferPointer) {
         switch self {
         case .store: StoreFuzzer.run(input)
-        case .io: _ = try? Parsers.ioRequest(text(input))
-        case .mapBenchmark: _ = try? Parsers.mapBenchmark(text(input))
+        case .io: _ = try? IOJob(parsing: text(input))
+        case .mapBenchmark: _ = try? MapBenchmarkFile.parameters(text(input))
         case .swiotlb: _ = try? SWIOTLBConfig(kernelParameter: text(input))
         case .config: _ = try? MachineConfig(toml: text(input), file: "fuzz.toml")
         }

@@ -54,14 +54,15 @@ enum StoreFuzzer {
             try? file.node.write(record.dropFirst())
         }
         for (_, node) in files(machine.root) where node.isReadable { _ = try? node.snapshot() }
-        for _ in 0...machine.allDevices.count {
-            for device in machine.allDevices { try? machine.removeDevice(device.name) }
+        let devices = machine.devices
+        for _ in 0...devices.all.count {
+            for device in devices.all { try? devices.remove(device.name) }
         }
-        guard machine.allDevices.isEmpty else { fatalError("devices left after removal: \(machine.allDevices.map(\.name))") }
+        guard devices.all.isEmpty else { fatalError("devices left after removal: \(devices.all.map(\.name))") }
         guard machine.ram.freePages == freeWithoutDevices else {
             fatalError("leak: \(freeWithoutDevices - machine.ram.freePages) pages not given back")
         }
-        for mem in [machine.swiotlb!] + machine.restrictedPools.values where mem.used != 0 {
+        for mem in [machine.swiotlb!] + devices.platform.restrictedPools.values where mem.used != 0 {
             fatalError("leak: \(mem.used) swiotlb slots in use in \(mem.name)")
         }
     }

@@ -6,6 +6,7 @@
 // it came through alloc_pages or the bulk allocator. GFP flags are not modelled, so
 // neither are ignore-gfp-wait and ignore-gfp-highmem: every allocation may fail.
 import Locking
+import Printk
 import Synchronization
 
 public final class FaultInjection: Sendable {

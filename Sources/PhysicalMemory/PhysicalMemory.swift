@@ -3,6 +3,8 @@
 // mapping, which makes phys_to_virt and virt_to_phys one addition each. Page frame 0 is
 // reserved, as firmware keeps it on a real machine, so no allocation ever has physical
 // (and so dma) address 0 and a zero address can mean "no page", as NULL does.
+import Printk
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

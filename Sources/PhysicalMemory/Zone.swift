@@ -2,6 +2,7 @@
 // list threaded through the mem_map, so that a buddy found free on release can be unlinked
 // in O(1) and merged; allocation splits the smallest sufficient block and puts the upper
 // halves back, exactly as the kernel's expand() does. One lock per zone, as zone->lock.
+import Locking
 import Synchronization
 
 final class Zone: @unchecked Sendable {  // mem_map entries of this zone are touched only under `area`

@@ -5,8 +5,10 @@
 // Readers walk the pool list without a lock: it only ever grows, and a pool is published
 // by the release store of the count after its slot in the table is written.
 import Dispatch
+import Lib
 import Locking
 import PhysicalMemory
+import Printk
 import Synchronization
 
 #if canImport(Glibc)

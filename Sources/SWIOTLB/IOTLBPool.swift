@@ -4,6 +4,7 @@
 // release renumbers the freed run and the free run before it, merging both sides. The
 // region is split into areas, each with its own lock, used count and next-fit index, so
 // CPUs mapping at once rarely meet on a lock.
+import Locking
 import PhysicalMemory
 
 public final class IOTLBPool: @unchecked Sendable {  // slots of an area are touched only under its lock
@@ -77,7 +78,7 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
     public var areaUsed: [Int] { (0..<nareas).map { i in area(i).pointee.withLock { $0.used } } }
 
     /// The free-run count of every slot (the kernel's `list`), for tests.
-    public func freeRuns(_ range: Range<Int>) -> [Int] {
+    package func freeRuns(_ range: Range<Int>) -> [Int] {
         range.map { index in area(index / areaNslabs).pointee.withLock { _ in Int(lists[index]) } }
     }
 

@@ -1,4 +1,4 @@
-// `dmaemu-bench all`: every subcommand in turn, with the C limits of ../shared/bench
+// `dmaemu-bench all`: every subcommand in turn, with the C limits of tools/limits
 // compiled and run in the same run, into results.json, report.md and the plots. A
 // subcommand that fails is reported as failed; the others still run.
 import ArgumentParser
@@ -9,16 +9,16 @@ struct AllBench: ParsableCommand {
         commandName: "all", abstract: "Run every benchmark; write results.json, report.md and SVG plots.")
 
     @Option(help: "Where the results, the report, the plots and the compiled limits go.") var out = "bench-results"
-    @Option(help: "The shared folder holding bench/ (the C limits and fuse_rw.py).") var shared = "../shared"
+    @Option(help: "The folder of the C limits and fuse_rw.py.") var limits = "tools/limits"
     @Option(help: "The dmaemud for the FUSE figures (default: the one beside this program).") var dmaemud: String?
     @Option(help: "Subcommands to leave out, comma-separated (e.g. fuse,swiotlb-io).") var skip = ""
     @Flag(help: "Tiny sizes: checks that everything runs and renders, in seconds; the figures mean nothing.") var quick = false
 
     /// Each subcommand's arguments (full, quick) and its expected share of a full run in
     /// seconds, for the progress bar's ETA.
-    func plan(_ limits: CLimits) -> [(name: String, weight: Double, arguments: [String])] {
-        let pool = limits.poolLimit.map { ["--limit", $0] } ?? []
-        let memcpy = limits.memcpyLimit.map { ["--limit", $0] } ?? []
+    func plan(_ compiled: CLimits) -> [(name: String, weight: Double, arguments: [String])] {
+        let pool = compiled.poolLimit.map { ["--limit", $0] } ?? []
+        let memcpy = compiled.memcpyLimit.map { ["--limit", $0] } ?? []
         func pick(_ full: [String], _ tiny: [String]) -> [String] { quick ? tiny : full }
         let seconds = quick ? "1" : "5"
         var plan: [(name: String, weight: Double, arguments: [String])] = [
@@ -34,8 +34,8 @@ struct AllBench: ParsableCommand {
             ("dmcrypt", 45, pick([], ["--mib", "16", "--runs", "1"])),
             ("dmcrypt", 20, ["--cipher", "cipher_null-ecb"] + pick([], ["--mib", "16", "--runs", "1"])),
         ]
-        if let hello = limits.fuseHello {
-            plan.append(("fuse", 40, ["--limit", hello, "--timer", "\(shared)/bench/fuse_rw.py"]
+        if let hello = compiled.fuseHello {
+            plan.append(("fuse", 40, ["--limit", hello, "--timer", "\(limits)/fuse_rw.py"]
                 + (dmaemud.map { ["--dmaemud", $0] } ?? []) + pick([], ["--operations", "50", "--rounds", "1", "--blocks", "1000"])))
         }
         let skipped = Set(skip.split(separator: ",").map(String.init))
@@ -44,12 +44,12 @@ struct AllBench: ParsableCommand {
 
     func run() throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let limits = CLimits(shared: shared, into: out)
+        let compiled = CLimits(sources: limits, into: out)
         var results = BenchResults.current(quick: quick)
-        results.errors = limits.failures
-        let plan = self.plan(limits)
+        results.errors = compiled.failures
+        let plan = self.plan(compiled)
         Progress.shared.plan(plan.enumerated().map { (name: label($0.offset, plan), weight: $0.element.weight) })
-        if let memcpy = limits.memcpyLimit {
+        if let memcpy = compiled.memcpyLimit {
             do { results.memcpy = try runLimit(memcpy, [], as: MemcpyRun.self) } catch { results.errors.append("memcpy_limit: \(error)") }
         }
         for (index, step) in plan.enumerated() {

@@ -1,5 +1,6 @@
 import DMA
 import DMAPool
+import Lib
 import Foundation
 import PhysicalMemory
 
@@ -17,7 +18,7 @@ extension AlgorithmChoice {
 /// A fresh default machine (8 GiB) with one PCI function that has 64-bit masks, as an
 /// HBA after dma_set_mask_and_coherent(DMA_BIT_MASK(64)).
 func benchDevice(_ name: String) throws -> Device {
-    let device = Device(name: name, machine: try PhysicalMemory())
+    let device = Device(name: name, ram: try PhysicalMemory())
     device.dmaMask = dmaBitMask(64)
     device.coherentDMAMask = dmaBitMask(64)
     return device
@@ -25,8 +26,7 @@ func benchDevice(_ name: String) throws -> Device {
 
 /// Milliseconds since `start`, from the monotonic clock.
 func milliseconds(since start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
+    (ContinuousClock.now - start).seconds * 1e3
 }
 
 func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }

@@ -1,5 +1,5 @@
-// The control tree through FUSE: dmaemud and ../shared/bench/fuse_hello.c mounted side by
-// side, both timed by ../shared/bench/fuse_rw.py in interleaved rounds (cat of a pools
+// The control tree through FUSE: dmaemud and tools/limits/fuse_hello.c mounted side by
+// side, both timed by tools/limits/fuse_rw.py in interleaved rounds (cat of a pools
 // file, echo 1 > alloc), and `echo 373959 > alloc` against the engine's own time for the
 // same allocations. Needs root (or fusermount3) and /dev/fuse.
 import ArgumentParser
@@ -10,8 +10,8 @@ struct FUSEBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fuse", abstract: "cat and echo through dmaemud's FUSE tree beside fuse_hello.c.")
 
-    @Option(help: "A compiled ../shared/bench/fuse_hello.c.") var limit: String
-    @Option(help: "../shared/bench/fuse_rw.py.") var timer = "../shared/bench/fuse_rw.py"
+    @Option(help: "A compiled tools/limits/fuse_hello.c.") var limit: String
+    @Option(help: "The timer, tools/limits/fuse_rw.py.") var timer = "tools/limits/fuse_rw.py"
     @Option(help: "The dmaemud to mount (default: the one beside this program).") var dmaemud: String?
     @Option(help: "Operations per timing.") var operations = 3000
     @Option(help: "Interleaved rounds; medians are reported (the first round's large echo pays first-touch faults).") var rounds = 5

@@ -1,4 +1,4 @@
-// The C limits of ../shared/bench, compiled and run in the same run as our figures, since
+// The C limits of tools/limits, compiled and run in the same run as our figures, since
 // this machine is noisy: our targets are ratios against them.
 import Foundation
 
@@ -26,16 +26,16 @@ func runProgram(_ path: String, _ arguments: [String], environment: [String: Str
     return String(decoding: data, as: UTF8.self)
 }
 
-/// The compiled limits: `cc -O2` of each program of `shared`/bench into `directory`.
+/// The compiled limits: `cc -O2` of each program in `sources` into `directory`.
 struct CLimits {
     var poolLimit: String?
     var memcpyLimit: String?
     var fuseHello: String?
     var failures: [String] = []
 
-    init(shared: String, into directory: String) {
+    init(sources: String, into directory: String) {
         func compile(_ name: String, _ flags: [String] = []) -> String? {
-            let source = "\(shared)/bench/\(name).c", binary = "\(directory)/\(name)"
+            let source = "\(sources)/\(name).c", binary = "\(directory)/\(name)"
             do {
                 try runProgram("/usr/bin/env", ["cc", "-O2", "-o", binary, source] + flags)
                 return binary

@@ -16,7 +16,7 @@ struct MPT3SASBench: ParsableCommand {
     @Option(help: "stack | rbtree | legacy | all") var algorithm: AlgorithmChoice = .all
     @Option(help: "Blocks to allocate (the seed's HBA: 373959).") var count = 373_959
     @Option(help: "Block size in bytes.") var size = 128
-    @Option(help: "A compiled ../shared/bench/pool_limit.c to run beside, in the same run.")
+    @Option(help: "A compiled tools/limits/pool_limit.c to run beside, in the same run.")
     var limit: String?
     @Option(help: "Runs, interleaved with the limit's; the medians are reported.") var runs = 3
     @Flag(help: "The result as one line of JSON.") var json = false

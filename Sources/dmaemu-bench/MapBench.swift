@@ -3,9 +3,10 @@
 // an optional delay standing in for the transfer. With -b 32 the buffers, which come from
 // above 4 GiB, all bounce through swiotlb; --force bounces everything.
 import ArgumentParser
-import DMA
 import Dispatch
+import DMA
 import Foundation
+import Lib
 import PhysicalMemory
 import SWIOTLB
 import Synchronization
@@ -24,7 +25,7 @@ struct MapBench: ParsableCommand {
     @Option(name: .customShort("g"), help: "Granule: pages per buffer (1...1024).") var granule = 1
     @Flag(help: "swiotlb=force: every map bounces.") var force = false
     @Flag(help: "As a kernel without CONFIG_DEBUG_FS: no shared used/hiwater counters.") var noDebugfs = false
-    @Option(help: "A compiled ../shared/bench/memcpy_limit.c to run beside.") var limit: String?
+    @Option(help: "A compiled tools/limits/memcpy_limit.c to run beside.") var limit: String?
     @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {
@@ -64,7 +65,7 @@ struct MapBench: ParsableCommand {
         config.force = force
         config.debugfsCounters = !noDebugfs
         guard let mem = IOTLBMem(ram: ram, config: config) else { throw ValidationError("no swiotlb") }
-        let device = Device(name: "dma_map_benchmark", machine: ram, swiotlb: mem)
+        let device = Device(name: "dma_map_benchmark", ram: ram, swiotlb: mem)
         device.dmaMask = dmaBitMask(64)  // MapBenchmark sets -b for the run
         // The kernel's threads run for `seconds` with no way to report progress: the bar
         // moves by the clock meanwhile.
@@ -92,8 +93,8 @@ struct MapBench: ParsableCommand {
         device.dmaMask = dmaBitMask(bits)
         defer { device.dmaMask = dmaBitMask(64) }
         let size = granule * PhysicalMemory.pageSize
-        guard let buffer = device.machine.allocPages(order: 6) else { return .nan }
-        device.machine.virt(buffer).initializeMemory(as: UInt8.self, repeating: 0x66, count: size)
+        guard let buffer = device.ram.allocPages(order: 6) else { return .nan }
+        device.ram.virt(buffer).initializeMemory(as: UInt8.self, repeating: 0x66, count: size)
         let direction = self.direction  // an @Option read is far too slow for the loop
         let start = monotonicNs()
         var pairs = 0

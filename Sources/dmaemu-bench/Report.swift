@@ -13,7 +13,7 @@ enum Report {
     static func markdown(_ results: BenchResults, images: String = "") -> String {
         var text = "Measured \(results.date) on \(results.host.cpus) CPUs, Linux \(results.host.kernel), "
             + "\(fixed(results.host.memoryGib, 0)) GiB\(results.quick ? " (--quick: tiny sizes, figures not meaningful)" : ""). "
-            + "The C limits are ../shared/bench's programs, compiled and run in the same run.\n"
+            + "The C limits are tools/limits' programs, compiled and run in the same run.\n"
         if let mpt3sas = results.mpt3sas { text += "\n" + chainLoop(mpt3sas) }
         if let scaling = results.scaling { text += "\n" + Self.scaling(scaling, images) }
         if let test = results.dmapoolTest { text += "\n" + dmapoolTest(test) }

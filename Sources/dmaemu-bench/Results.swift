@@ -10,7 +10,7 @@ struct PoolLoop: Codable {
     var blocks: Int
 }
 
-/// One line of ../shared/bench/pool_limit.c: impl is "c-stack" or "c-legacy".
+/// One line of tools/limits/pool_limit.c: impl is "c-stack" or "c-legacy".
 struct CPoolRun: Codable {
     var impl: String
     var count: Int
@@ -21,7 +21,7 @@ struct CPoolRun: Codable {
     var blocks: Int
 }
 
-/// One line of ../shared/bench/memcpy_limit.c.
+/// One line of tools/limits/memcpy_limit.c.
 struct MemcpyRun: Codable {
     var bytes: Int
     var nsPerCopy: Double

@@ -17,7 +17,7 @@ struct ScalingBench: ParsableCommand {
     @Option(help: "Largest block count.") var maxBlocks = 10_000_000
     @Option(help: "Blocks allocated per point at least: small counts repeat the loop more than 3 times (medians).") var work = 1_000_000
     @Option(help: "Seconds legacy's next point may be predicted to take before it stops.") var legacyBudget = 15.0
-    @Option(help: "A compiled ../shared/bench/pool_limit.c, run at each count of 1e4 and above.") var limit: String?
+    @Option(help: "A compiled tools/limits/pool_limit.c, run at each count of 1e4 and above.") var limit: String?
     @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {

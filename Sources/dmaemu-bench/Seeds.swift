@@ -1,4 +1,4 @@
-// The seeds' own figures (../shared/seeds), printed and reported beside ours. They were
+// The seeds' own figures (the kernel mailing-list posts this project comes from), printed and reported beside ours. They were
 // measured on the posters' machines, so they give scale and ratios, not absolute targets.
 enum Seeds {
     /// Tony Battersby's mpt3sas chain loop, 373959 x 128 B (ms): the original pool and his

@@ -3,12 +3,13 @@
 // the FUSE session's userdata; nothing lives in top-level globals, which the FUSE loop's
 // threads must not touch.
 import ArgumentParser
+import ControlSurface
 import Daemon
 import Dispatch
-import FUSE
 import Foundation
+import FUSE
 import Logging
-import PhysicalMemory
+import Printk
 
 @main
 struct DMAEmuDaemon: ParsableCommand {
@@ -68,7 +69,7 @@ struct DMAEmuDaemon: ParsableCommand {
             throw ExitCode.failure
         }
         let server = FUSEServer(root: machine.root, mountpoint: mountpoint)
-        machine.attach(server)
+        machine.surface.addCounters { [weak server] in server.map(Self.loopCounters) ?? [] }
         do {
             try server.mount(MountOptions(allowOther: allowOther, pollMicroseconds: pollUs))
         } catch {
@@ -85,6 +86,18 @@ struct DMAEmuDaemon: ParsableCommand {
         notifier.notify("STOPPING=1\nSTATUS=unmounted \(mountpoint)")
         log.printk(.info, "dmaemud: unmounted \(mountpoint)")
         machine.shutdown()
+    }
+
+    /// What the FUSE loop has done, for `metrics`.
+    static func loopCounters(_ server: FUSEServer) -> [MetricCounter] {
+        let loop = server.loopStatistics
+        return [
+            MetricCounter(subsystem: "fuse", name: "requests", help: "Requests read from /dev/fuse", value: loop.requests),
+            MetricCounter(subsystem: "fuse", name: "requests_polled", help: "Requests that came while the reader polled /dev/fuse", value: loop.polled),
+            MetricCounter(subsystem: "fuse", name: "reader_wakeups", help: "Requests the sleeping reader was woken for", value: loop.wakeups),
+            MetricCounter(
+                subsystem: "fuse", name: "handoffs", help: "Slow requests that had the reader's place handed to another worker", value: loop.handoffs),
+        ]
     }
 
     /// WATCHDOG=1 at half the period systemd asked for.

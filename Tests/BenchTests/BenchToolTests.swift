@@ -10,9 +10,9 @@ import Testing
 /// The built tools, next to this test binary (make test builds them first).
 let buildDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
 let benchPath = buildDirectory.appendingPathComponent("dmaemu-bench").path
-/// ../shared beside the package, with bench/ (the C limits and fuse_rw.py).
-let sharedPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared").path
+/// The repository's C limits and fuse_rw.py.
+let limitsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("tools/limits").path
 
 func fuseAvailable() -> Bool {
     access("/dev/fuse", R_OK | W_OK) == 0 || ProcessInfo.processInfo.environment["CI"] == "true"
@@ -126,12 +126,12 @@ struct BenchToolTests {
         let hello = work + "/fuse_hello"
         let compile = Process()
         compile.executableURL = URL(fileURLWithPath: "/bin/sh")
-        compile.arguments = ["-c", "cc -O2 -o \(hello) \(sharedPath)/bench/fuse_hello.c $(pkg-config --cflags --libs fuse3)"]
+        compile.arguments = ["-c", "cc -O2 -o \(hello) \(limitsPath)/fuse_hello.c $(pkg-config --cflags --libs fuse3)"]
         try compile.run()
         compile.waitUntilExit()
         #expect(compile.terminationStatus == 0)
         let result = try #require(try json(bench([
-            "fuse", "--limit", hello, "--timer", sharedPath + "/bench/fuse_rw.py", "--dmaemud", buildDirectory.appendingPathComponent("dmaemud").path,
+            "fuse", "--limit", hello, "--timer", limitsPath + "/fuse_rw.py", "--dmaemud", buildDirectory.appendingPathComponent("dmaemud").path,
             "--operations", "20", "--rounds", "1", "--blocks", "1000", "--json",
         ])) as? [String: Any])
         for key in ["cat_pools_us", "cat_hello_us", "echo_alloc_us", "echo_hello_us", "big_echo_ms"] {
@@ -190,9 +190,9 @@ struct BenchToolTests {
         defer { try? FileManager.default.removeItem(atPath: work) }
         try JSONSerialization.data(withJSONObject: results).write(to: URL(fileURLWithPath: work + "/results.json"))
         try "<!-- bench-report:begin (make bench-docs writes this part) -->\n<!-- bench-report:end -->\n"
-            .write(toFile: work + "/README.md", atomically: true, encoding: .utf8)
-        _ = try bench(["docs", "--results", work + "/results.json", "--readme", work + "/README.md", "--docs", work + "/docs"])
-        let report = try String(contentsOfFile: work + "/README.md", encoding: .utf8)
+            .write(toFile: work + "/page.md", atomically: true, encoding: .utf8)
+        _ = try bench(["docs", "--results", work + "/results.json", "--page", work + "/page.md", "--docs", work + "/docs"])
+        let report = try String(contentsOfFile: work + "/page.md", encoding: .utf8)
         let verdict = met ? "- met: " : "- **NOT met**: "
         // stack: 12/10 = 1.20x and 9.2/8 = 1.15x inside 1.5x; 16/10 = 1.60x outside.
         #expect(report.contains(verdict + "`stack` flat"))
@@ -208,7 +208,7 @@ struct BenchToolTests {
     @Test func allWritesResultsReportAndPlots() throws {
         let out = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: out) }
-        var arguments = ["all", "--quick", "--out", out, "--shared", sharedPath]
+        var arguments = ["all", "--quick", "--out", out, "--limits", limitsPath]
         if !fuseAvailable() { arguments += ["--skip", "fuse"] }
         let printed = try bench(arguments)
         let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
@@ -237,15 +237,16 @@ struct BenchToolTests {
             #expect(parser.parse(), "\(plot) is not well-formed: \(String(describing: parser.parserError))")
         }
 
-        // docs: the README's block between its markers, and the plots under docs/.
-        let readme = out + "/README.md"
+        // docs: the page's block between its markers, and the plots beside it in docs/.
+        try FileManager.default.createDirectory(atPath: out + "/docs", withIntermediateDirectories: true)
+        let page = out + "/docs/benchmarks.md"
         try "# x\n\n## Performance\n\nprose stays\n\n<!-- bench-report:begin (make bench-docs writes this part) -->\nold\n<!-- bench-report:end -->\n\nafter\n"
-            .write(toFile: readme, atomically: true, encoding: .utf8)
-        _ = try bench(["docs", "--results", out + "/results.json", "--readme", readme, "--docs", out + "/docs"])
-        let updated = try String(contentsOfFile: readme, encoding: .utf8)
+            .write(toFile: page, atomically: true, encoding: .utf8)
+        _ = try bench(["docs", "--results", out + "/results.json", "--page", page, "--docs", out + "/docs"])
+        let updated = try String(contentsOfFile: page, encoding: .utf8)
         #expect(updated.hasPrefix("# x\n\n## Performance\n\nprose stays\n\n<!-- bench-report:begin"))
         #expect(!updated.contains("\nold\n") && updated.hasSuffix("<!-- bench-report:end -->\n\nafter\n"))
-        #expect(updated.contains("](docs/scaling.svg)"))  // relative to the README
+        #expect(updated.contains("](scaling.svg)"))  // relative to the page
         #expect(FileManager.default.fileExists(atPath: out + "/docs/dmcrypt.svg"))
     }
 }

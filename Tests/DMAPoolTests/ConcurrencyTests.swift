@@ -32,6 +32,6 @@ import Testing
         #expect(remaining.count == threads * perThread / 2)
         #expect(Set(remaining).count == remaining.count)
         #expect(pool.counters.active == threads * perThread / 2)
-        #expect(device.machine.log.texts().isEmpty)
+        #expect(device.ram.log.texts().isEmpty)
     }
 }

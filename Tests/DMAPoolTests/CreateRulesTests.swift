@@ -72,7 +72,7 @@ import Testing
             for block in blocks { pool.free(block.cpu, dma: block.dma) }
             pool.destroy()
         }
-        #expect(device.machine.log.texts().isEmpty)
+        #expect(device.ram.log.texts().isEmpty)
         #expect(device.coherentAllocationCount == 0)
     }
 }

@@ -40,7 +40,7 @@ import Testing
         block.cpu.storeBytes(of: 0x41, toByteOffset: 20, as: UInt8.self)  // a use after free
         let again = try #require(pool.alloc())
         #expect(again.dma == block.dma)
-        let lines = device.machine.log.texts()
+        let lines = device.ram.log.texts()
         #expect(lines.count == 3)
         #expect(lines[0] == "pci 0000:00:01.0: pool_check_block test pool, \(pointer(block.dma)) (corrupted)")
         #expect(lines[1].hasPrefix("00000000: "))  // the link: next pointer and dma
@@ -56,7 +56,7 @@ import Testing
         pool.free(block.cpu, dma: block.dma)
         block.cpu.storeBytes(of: 0x00, toByteOffset: 19, as: UInt8.self)
         _ = try #require(pool.alloc())
-        let lines = device.machine.log.texts()
+        let lines = device.ram.log.texts()
         #expect(lines[0] == "pci 0000:00:01.0: dma_pool_alloc old, \(pointer(block.dma)) (corrupted)")
         // 20 bytes: a full row and a row of 4; the first 4 bytes hold the in-page link,
         // here the offset of the next free block, 20 = 14 00 00 00.
@@ -74,7 +74,7 @@ import Testing
         pool.free(block.cpu + 128, dma: 0x4000_0000)
         #expect(pool.counters.active == 1)
         #expect(
-            device.machine.log.texts() == [
+            device.ram.log.texts() == [
                 "pci 0000:00:01.0: pool_block_err chain pool, dma \(pad(block.dma)) already free",
                 "pci 0000:00:01.0: pool_block_err chain pool, \(pointer(block.dma + 128))/0x0000000040000000 (bad dma)",
             ])
@@ -95,7 +95,7 @@ import Testing
         pool.free(b.cpu, dma: 0x4000_0000)
         #expect(pool.counters.active == 1)
         #expect(
-            device.machine.log.texts() == [
+            device.ram.log.texts() == [
                 "pci 0000:00:01.0: dma_pool_free chain pool, dma \(pad(a.dma)) already free",
                 "pci 0000:00:01.0: dma_pool_free chain pool, \(pointer(b.dma)) (bad vaddr)/\(pad(a.dma))",
                 "pci 0000:00:01.0: dma_pool_free chain pool, \(pointer(b.dma))/0x0000000040000000 (bad dma)",
@@ -107,13 +107,13 @@ import Testing
         let pool = try DMAPool(name: "nodebug", device: device, size: 64, algorithm: .legacy)
         let block = try #require(pool.alloc())
         pool.free(block.cpu, dma: 0x10)
-        #expect(device.machine.log.texts() == ["pci 0000:00:01.0: dma_pool_free nodebug, \(pointer(block.dma))/0x0000000000000010 (bad dma)"])
+        #expect(device.ram.log.texts() == ["pci 0000:00:01.0: dma_pool_free nodebug, \(pointer(block.dma))/0x0000000000000010 (bad dma)"])
         #expect(pool.counters.active == 1)
     }
 
     @Test func busyDestroyLeaksEveryPage() throws {
         let device = try testDevice()
-        let ram = device.machine
+        let ram = device.ram
         let boot = ram.freePages
         let pool = try DMAPool(name: "busy", device: device, size: 2048)
         let blocks = (0..<3).compactMap { _ in pool.alloc() }  // two pages
@@ -130,7 +130,7 @@ import Testing
     @Test(arguments: [DMAPoolAlgorithm.legacy, .rbtree])
     func olderGenerationsLeakOnlyTheBusyPages(_ algorithm: DMAPoolAlgorithm) throws {
         let device = try testDevice()
-        let ram = device.machine
+        let ram = device.ram
         let boot = ram.freePages
         let pool = try DMAPool(name: "busy", device: device, size: 2048, algorithm: algorithm)
         // Two blocks per page (legacy: 2048 divides 4096, so only 1): fill three pages' worth.
@@ -146,7 +146,7 @@ import Testing
     @Test(arguments: DMAPoolAlgorithm.allCases)
     func pagesStayUntilDestroy(_ algorithm: DMAPoolAlgorithm) throws {
         let device = try testDevice()
-        let ram = device.machine
+        let ram = device.ram
         let boot = ram.freePages
         let pool = try DMAPool(name: "keep", device: device, size: 512, algorithm: algorithm)
         let blocks = (0..<100).compactMap { _ in pool.alloc() }

@@ -4,7 +4,7 @@ import PhysicalMemory
 
 /// A 1 GiB machine and an unbound PCI device with 64-bit masks; pages come from DMA32.
 func testDevice(_ name: String = "0000:00:01.0", size: UInt64 = 1 << 30) throws -> Device {
-    let device = Device(name: name, machine: try PhysicalMemory(size: size))
+    let device = Device(name: name, ram: try PhysicalMemory(size: size))
     device.dmaMask = dmaBitMask(64)
     device.coherentDMAMask = dmaBitMask(64)
     return device

@@ -128,6 +128,6 @@ import Testing
         // Every block is found again by its dma: freeing all leaves nothing active.
         for block in blocks.shuffled() { pool.free(block.cpu, dma: block.dma) }
         #expect(pool.counters.active == 0)
-        #expect(pool.device.machine.log.texts().isEmpty)
+        #expect(pool.device.ram.log.texts().isEmpty)
     }
 }

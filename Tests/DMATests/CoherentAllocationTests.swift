@@ -21,7 +21,7 @@ import Testing
 
     @Test func theCoherentMaskChoosesTheZone() throws {
         let ram = try PhysicalMemory()
-        let device = Device(name: "0000:85:00.0", machine: ram)
+        let device = Device(name: "0000:85:00.0", ram: ram)
         // A PCI function starts with 32-bit masks: DMA32, from its bottom (16 MiB).
         let low = try #require(device.allocCoherent(size: 4096))
         #expect(low.dma == 16 << 20)
@@ -37,7 +37,7 @@ import Testing
 
     @Test func memoryIsZeroedAndContiguous() throws {
         let ram = try PhysicalMemory(size: 64 << 20)
-        let device = Device(name: "0000:00:02.0", machine: ram)
+        let device = Device(name: "0000:00:02.0", ram: ram)
         let first = try #require(device.allocCoherent(size: 3 * 4096))
         first.cpu.initializeMemory(as: UInt8.self, repeating: 0xee, count: 4 * 4096)
         device.freeCoherent(size: 3 * 4096, cpu: first.cpu, dma: first.dma)
@@ -51,7 +51,7 @@ import Testing
 
     @Test func badFreesAreReportedInDMADebugWords() throws {
         let ram = try PhysicalMemory(size: 64 << 20)
-        let device = Device(name: "0000:00:02.0", machine: ram)
+        let device = Device(name: "0000:00:02.0", ram: ram)
         let block = try #require(device.allocCoherent(size: 4096))
         let free = ram.freePages
         device.freeCoherent(size: 4096, cpu: block.cpu, dma: 0x1234_0000)
@@ -73,7 +73,7 @@ import Testing
 
     @Test func messagesNameTheBoundDriver() throws {
         let ram = try PhysicalMemory(size: 64 << 20)
-        let device = Device(name: "0000:85:00.0", machine: ram)
+        let device = Device(name: "0000:85:00.0", ram: ram)
         device.err("unbound")
         device.driverName = "mpt3sas"
         device.err("bound")
@@ -83,7 +83,7 @@ import Testing
 
     @Test func tooLargeOrEmptyRequestsFail() throws {
         let ram = try PhysicalMemory(size: 64 << 20)
-        let device = Device(name: "0000:00:02.0", machine: ram)
+        let device = Device(name: "0000:00:02.0", ram: ram)
         #expect(device.allocCoherent(size: 0) == nil)
         #expect(device.allocCoherent(size: (4 << 20) + 1) == nil)  // above MAX_PAGE_ORDER
         #expect(device.allocCoherent(size: 4 << 20) != nil)
@@ -93,8 +93,8 @@ import Testing
 @Suite struct CoherentOwnershipTests {
     @Test func anotherDevicesBlockIsRefused() throws {
         let ram = try PhysicalMemory(size: 64 << 20)
-        let owner = Device(name: "0000:00:02.0", machine: ram)
-        let other = Device(name: "0000:00:03.0", machine: ram)
+        let owner = Device(name: "0000:00:02.0", ram: ram)
+        let other = Device(name: "0000:00:03.0", ram: ram)
         let block = try #require(owner.allocCoherent(size: 8192))
         let free = ram.freePages
         other.freeCoherent(size: 8192, cpu: block.cpu, dma: block.dma)

@@ -19,7 +19,7 @@ struct Rig {
         config.force = force
         config.dynamic = dynamic
         mem = try #require(IOTLBMem(ram: ram, config: config))
-        device = Device(name: "0000:00:05.0", machine: ram, swiotlb: mem, dmaDebug: dmaDebug)
+        device = Device(name: "0000:00:05.0", ram: ram, swiotlb: mem, dmaDebug: dmaDebug)
     }
 
     /// A page above 4 GiB (the Normal zone serves first) and one below.
@@ -267,7 +267,7 @@ struct Rig {
     @Test func aRestrictedDeviceAlwaysBouncesAndAllocatesFromItsPool() throws {
         let ram = try PhysicalMemory(size: 1 << 30)
         let pool = try #require(IOTLBMem(restricted: "restricted-dma", bytes: 1 << 20, ram: ram))
-        let device = Device(name: "0000:00:06.0", machine: ram, swiotlb: pool, dmaDebug: true)
+        let device = Device(name: "0000:00:06.0", ram: ram, swiotlb: pool, dmaDebug: true)
         let coherent = try #require(device.allocCoherent(size: 4096))
         #expect(pool.pools[0].contains(coherent.dma) && pool.used == 2)
         let page = try #require(ram.allocPages(order: 0, limit: 1 << 24))

@@ -26,7 +26,7 @@ import Testing
         mem.waitForGrowth()
         var kept = (mem.nslabs - mem.defaultNslabs) * IOTLB.size / PhysicalMemory.pageSize
         var poolPages = 0
-        for device in machine.allDevices {
+        for device in machine.devices.all {
             let pools = try #require(machine.root.node(at: "devices/\(device.name)/dma_pools") as? ControlDirectory)
             for (name, _) in pools.children {
                 let path = "devices/\(device.name)/dma_pools/\(name)"
@@ -37,7 +37,7 @@ import Testing
         }
         return Counters(
             freePages: machine.ram.freePages + kept, swiotlbUsed: mem.used, transientSlabs: mem.transientNslabs,
-            dmaDebugEntries: machine.allDevices.reduce(0) { $0 + $1.device.dmaDebugEntryCount } - poolPages)
+            dmaDebugEntries: machine.devices.all.reduce(0) { $0 + $1.device.dmaDebugEntryCount } - poolPages)
     }
 
     /// A machine with dma-debug on and a 1 MiB swiotlb that grows; `force` bounces every map.
@@ -53,16 +53,17 @@ import Testing
     }
 
     /// Fails allocation n of `operation` for n = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, ...
-    /// until n is past its last allocation. Returns how many runs failed. `warm` runs
+    /// until n is past its last allocation. Returns how many runs failed, and how many
+    /// allocations were failed in all. `warm` runs
     /// before the counters are taken: a pool keeps the pages its first use took, as in the
     /// kernel. With `fresh`, each n gets a new machine (a swiotlb that grew stays grown).
     static func sweep(
         errors: Set<Errno>, fresh: Bool = false, machine make: () throws -> Machine, warm: (Machine) throws -> Void = { _ in },
         _ operation: (Machine) throws(Errno) -> Void, cleanup: (Machine) throws -> Void = { _ in }
-    ) throws -> Int {
+    ) throws -> (failed: Int, injected: Int) {
         var machine = try make()
         try warm(machine)
-        var failed = 0
+        var failed = 0, points = 0
         var n = 1
         while true {
             if fresh && n > 1 {
@@ -83,19 +84,20 @@ import Testing
                 failed += 1
             }
             if hit {
+                points += 1
                 let log = machine.ram.log.texts().dropFirst(lines)
                 #expect(log.contains("FAULT_INJECTION: forcing a failure."), "allocation \(n)")
             }
             try cleanup(machine)
             #expect(try counters(machine) == start, "allocation \(n)")
-            guard hit else { return failed }
+            guard hit else { return (failed, points) }
             n += max(1, n / 10)
         }
     }
 
     @Test func probe() throws {
         var kmsg = ""
-        let failed = try Self.sweep(errors: [.noMemory], machine: { try Self.machine() }) { machine throws(Errno) in
+        let (failed, _) = try Self.sweep(errors: [.noMemory], machine: { try Self.machine() }) { machine throws(Errno) in
             try machine.write("control/add_device", "mpt3sas m0 hba_queue_depth=512 capacity=1M")
         } cleanup: { machine in
             kmsg = try machine.read("kmsg")
@@ -107,7 +109,7 @@ import Testing
 
     @Test func poolGrowth() throws {
         let pool = "\(dev)/dma_pools/p"
-        let failed = try Self.sweep(errors: [.noMemory], machine: { try Self.machine() }) { machine in
+        let (failed, _) = try Self.sweep(errors: [.noMemory], machine: { try Self.machine() }) { machine in
             try machine.write("\(dev)/create_pool", "p 512")
         } _: { machine throws(Errno) in
             try machine.write("\(pool)/alloc", "3000")
@@ -131,7 +133,7 @@ import Testing
             try machine.write("control/add_device", "nvme nvme0 capacity=4M")
             try machine.write("devices/nvme0/io", "verify 4096")
             let filler = Device(
-                name: "filler", machine: machine.ram, bus: "pci", swiotlb: machine.swiotlb, dmaMask: .max, coherentDMAMask: .max)
+                name: "filler", ram: machine.ram, bus: "pci", swiotlb: machine.swiotlb, dmaMask: .max, coherentDMAMask: .max)
             for _ in 0..<4 {
                 let pages = try #require(machine.ram.allocPages(order: 6))
                 #expect(filler.mapSingle(pages, size: 256 << 10, .toDevice) != nil)
@@ -154,13 +156,20 @@ import Testing
     /// dm-crypt's pages come from its mempool: a failed page allocation falls back to the
     /// reserve, so the I/O may still succeed; what fails is EIO.
     @Test func mempoolUse() throws {
-        _ = try Self.sweep(errors: [.ioError], machine: { try Self.machine() }) { machine in
+        var fromReserve = 0
+        let (_, injected) = try Self.sweep(errors: [.ioError], machine: { try Self.machine() }) { machine in
             try machine.write("control/add_device", "nvme nvme0 capacity=4M")
             try machine.write("control/add_device", "dm-crypt dm-0 lower=nvme0 key=\(cryptKey) page_alloc=bulk")
             try machine.write("devices/dm-0/io", "verify 64K count=4 threads=2")
         } _: { machine throws(Errno) in
             try machine.write("devices/dm-0/io", "verify 64K count=4 threads=2")
+        } cleanup: { machine in
+            let mempool = try machine.read("devices/dm-0/mempool")
+            fromReserve = Int(mempool.split(separator: "\n").first { $0.hasPrefix("alloc_from_reserve ") }!.dropFirst(19))!
         }
+        // Allocations of the bio pages, the request pages, the swiotlb: each one failed in turn.
+        #expect(injected > 10)
+        #expect(fromReserve > 0, "no failed page allocation was served from the reserve")
     }
 
     /// The kernel's debugfs attributes: every 3rd order-0-or-more page allocation fails,

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 /// A user who is not root runs dmaemud on a mountpoint it owns: libfuse mounts through

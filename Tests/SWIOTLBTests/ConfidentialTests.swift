@@ -1,3 +1,4 @@
+import Lib
 import PhysicalMemory
 import SWIOTLB
 import Testing

@@ -30,7 +30,7 @@ let benchmarks: @Sendable () -> Void = {
 func benchDevice(swiotlb: Bool = false) throws -> Device {
     let ram = try PhysicalMemory()
     let mem = swiotlb ? IOTLBMem(ram: ram, config: SWIOTLBConfig()) : nil
-    let device = Device(name: "0000:01:00.0", machine: ram, swiotlb: mem)
+    let device = Device(name: "0000:01:00.0", ram: ram, swiotlb: mem)
     device.dmaMask = dmaBitMask(64)
     device.coherentDMAMask = dmaBitMask(64)
     return device
@@ -74,7 +74,7 @@ final class MappedBuffer {
         device = try benchDevice(swiotlb: true)
         var order = 0
         while 1 << order < pages { order += 1 }
-        phys = device.machine.allocPages(order: order)!
+        phys = device.ram.allocPages(order: order)!
         size = pages * PhysicalMemory.pageSize
         device.dmaMask = dmaBitMask(bounced ? 32 : 64)
         precondition(device.wouldBounce(phys, size: size) == bounced)

@@ -1,0 +1,173 @@
+// A bound block driver's request queue: what the block layer does between a byte range and
+// the driver. A request's pages are mapped with dma_map_sg() (bouncing through swiotlb
+// where the device cannot reach them, or when bouncing is forced), the driver builds its
+// descriptors and rings the emulated controller, and completion unmaps (copying bounced
+// reads back). Ranges that are not whole sectors are read, modified and written back as
+// the page cache would. Remove waits for I/O in flight, as blk_mq_freeze_queue() does.
+import DMA
+import Glibc
+import Lib
+import Locking
+import PhysicalMemory
+import SystemPackage
+
+/// One command for a driver: whole sectors, data in a mapped scatter list.
+public struct BlockCommand: Sendable {
+    public let write: Bool
+    public let lba: Int
+    public let sectors: Int
+    public var bytes: Int { sectors * BlockLimits.sectorSize }
+
+    public init(write: Bool, lba: Int, sectors: Int) {
+        self.write = write
+        self.lba = lba
+        self.sectors = sectors
+    }
+}
+
+/// What the block layer asks of a driver (struct blk_mq_ops, and a device-mapper target's
+/// map): carry out one request over the buffer's pages, and make written data durable.
+public protocol BlockDriver: AnyObject, Sendable {
+    /// queue_rq: returns the bytes that went through bounce buffers.
+    func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int
+    /// REQ_OP_FLUSH.
+    func flush() throws(Errno)
+}
+
+/// A driver of a device that does DMA: requests are mapped for it and handed over as
+/// commands over scatter lists.
+public protocol DMABlockDriver: BlockDriver {
+    /// Builds the command's descriptors for the mapped list, has the emulated controller
+    /// run it, and completes it. EIO when the controller fails it.
+    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno)
+}
+
+extension DMABlockDriver {
+    public func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int {
+        try queue.mapAndExecute(buffer, lba: lba, write: write, driver: self)
+    }
+}
+
+public final class BlockQueue: Sendable {
+    public let device: Device
+    /// The disk's size in bytes (set_capacity()).
+    public let capacity: Int
+    public let limits: BlockLimits
+    public let stats = IOStats()
+    /// The driver owns the queue.
+    private weak let driver: (any BlockDriver)?
+    private let gate = PthreadMutex((dying: false, inflight: 0))
+    /// Spare request buffers for callers that come and go (disk reads and writes).
+    private let spare = PthreadMutex<[UnsafeSendable<RequestBuffer>]>([])
+
+    public init(device: Device, capacity: Int, limits: BlockLimits, driver: any BlockDriver) {
+        self.device = device
+        self.capacity = capacity
+        self.limits = limits
+        self.driver = driver
+    }
+
+    // MARK: - Entering and freezing
+
+    /// Runs `body` as I/O in flight; ENODEV once remove has begun.
+    public func enter<R>(_ body: () throws(Errno) -> R) throws(Errno) -> R {
+        try gate.withLock { (gate) throws(Errno) in
+            guard !gate.dying else { throw .noDevice }
+            gate.inflight += 1
+        }
+        defer { gate.withLock { $0.inflight -= 1 } }
+        return try body()
+    }
+
+    /// blk_mq_freeze_queue(): new I/O fails, I/O in flight finishes.
+    public func freeze() {
+        gate.withLock { $0.dying = true }
+        while gate.withLock({ $0.inflight }) > 0 { usleep(100) }
+        spare.withLock { $0.removeAll() }
+    }
+
+    public func makeBuffer() -> RequestBuffer { RequestBuffer(ram: device.ram, limits: limits) }
+
+    func withSpareBuffer<R>(_ body: (RequestBuffer) throws(Errno) -> R) throws(Errno) -> R {
+        let buffer = spare.withLock { $0.popLast()?.value } ?? makeBuffer()
+        defer {
+            buffer.release()
+            spare.withLock { if $0.count < 8 { $0.append(UnsafeSendable(buffer)) } }
+        }
+        return try body(buffer)
+    }
+
+    // MARK: - Requests
+
+    /// How long a request whose mapping fails (swiotlb full) is requeued before it fails.
+    public static let requeueLimit = Duration.seconds(2)
+
+    /// One request over the buffer's pages, through the driver. Returns the bytes that
+    /// went through bounce buffers.
+    @discardableResult
+    public func submit(_ buffer: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Int {
+        guard let driver else { throw .noDevice }
+        return try driver.queueRequest(buffer, lba: lba, write: write, on: self)
+    }
+
+    /// A FLUSH through the driver: what was written is durable when it returns.
+    public func flush() throws(Errno) {
+        guard let driver else { throw .noDevice }
+        try driver.flush()
+    }
+
+    /// A DMA driver's request: map, execute, unmap.
+    public func mapAndExecute(_ buffer: RequestBuffer, lba: Int, write: Bool, driver: some DMABlockDriver) throws(Errno) -> Int {
+        guard let segments = buffer.mapScatterList() else { throw .invalidArgument }
+        let list = UnsafeMutableBufferPointer(rebasing: buffer.scatterList[0..<segments])
+        let direction: DMADirection = write ? .toDevice : .fromDevice
+        var started: ContinuousClock.Instant?
+        // BLK_STS_RESOURCE: requeued until swiotlb has room again (or has grown).
+        while device.mapSG(list, direction, attributes: .noWarn) == 0 {
+            let now = ContinuousClock.now
+            if started == nil { started = now }
+            guard now - started! < Self.requeueLimit else {
+                device.err("I/O error: no bounce buffer for \(buffer.length) bytes")
+                throw .ioError
+            }
+            usleep(50)
+        }
+        defer { device.unmapSG(list, direction) }
+        var bounced = 0
+        for entry in list where entry.dmaAddress != entry.phys { bounced += entry.length }
+        try driver.execute(BlockCommand(write: write, lba: lba, sectors: buffer.length / BlockLimits.sectorSize), list)
+        return bounced
+    }
+
+    /// The sectors covering [offset, offset + count).
+    public static func span(_ offset: Int, _ count: Int) -> (start: Int, end: Int) {
+        let sector = BlockLimits.sectorSize
+        return (offset / sector * sector, (offset + count + sector - 1) / sector * sector)
+    }
+
+    /// Bytes [offset, offset + count) of the disk (one request's worth at most): the
+    /// covering sectors are placed in `buffer` at their page-cache offset; a write that
+    /// does not cover whole sectors reads them first. `fill` puts the new bytes in before
+    /// a write, `drain` takes them out after a read. Returns the bytes bounced.
+    @discardableResult
+    public func transfer(_ buffer: RequestBuffer, write: Bool, offset: Int, count: Int,
+                  _ data: (RequestBuffer, Int) throws(Errno) -> Void) throws(Errno) -> Int {
+        let (start, end) = Self.span(offset, count)
+        guard end - start <= limits.maxTransfer else { throw .invalidArgument }
+        guard buffer.allocate(length: end - start, pageOffset: start % PhysicalMemory.pageSize) else { throw .noMemory }
+        defer { buffer.release() }
+        var bounced = 0
+        if !write || start != offset || end != offset + count {
+            bounced += try submit(buffer, lba: start / BlockLimits.sectorSize, write: false)
+        }
+        try data(buffer, offset - start)
+        if write { bounced += try submit(buffer, lba: start / BlockLimits.sectorSize, write: true) }
+        return bounced
+    }
+
+    /// The largest piece of a byte range one request carries whatever the pages' layout:
+    /// every page its own segment.
+    public var chunkLimit: Int {
+        min(limits.maxTransfer, (limits.maxSegments - 1) * PhysicalMemory.pageSize) / BlockLimits.sectorSize * BlockLimits.sectorSize
+    }
+}

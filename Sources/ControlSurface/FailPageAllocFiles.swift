@@ -1,0 +1,38 @@
+// kernel/debug/fail_page_alloc/: the kernel's fault-injection attributes for the page
+// allocator (Documentation/fault-injection/fault-injection.rst), read and written as
+// debugfs does: a number per file, mode 0600.
+import ControlFS
+import Lib
+import PhysicalMemory
+import SystemPackage
+
+enum FailPageAllocFiles {
+    static func add(_ faults: FaultInjection, to directory: ControlDirectory) {
+        func file(_ name: String, _ show: @escaping @Sendable (FaultInjection.Attributes) -> String,
+                  _ store: @escaping @Sendable (inout FaultInjection.Attributes, String) throws(Errno) -> Void) {
+            directory.add(name, ControlAttribute(
+                mode: 0o600, show: { [weak faults] () throws(Errno) in
+                    guard let faults else { throw .noDevice }
+                    return show(faults.attributes) + "\n"
+                },
+                store: { [weak faults] text throws(Errno) in
+                    guard let faults else { throw .noDevice }
+                    var attributes = faults.attributes
+                    try store(&attributes, text)
+                    faults.attributes = attributes
+                }))
+        }
+        file("probability", { String($0.probability) }) { (a, text) throws(Errno) in a.probability = try StoreParsing.number(text) }
+        file("interval", { String($0.interval) }) { (a, text) throws(Errno) in a.interval = try StoreParsing.number(text) }
+        file("times", { String($0.times) }) { (a, text) throws(Errno) in a.times = try signed(text) }
+        file("space", { String($0.space) }) { (a, text) throws(Errno) in a.space = try signed(text) }
+        file("verbose", { String($0.verbose) }) { (a, text) throws(Errno) in a.verbose = try StoreParsing.number(text) }
+        file("min-order", { String($0.minOrder) }) { (a, text) throws(Errno) in a.minOrder = try StoreParsing.number(text) }
+    }
+
+    /// An atomic_t file: kstrtoint-like, "-1" for times' no limit.
+    private static func signed(_ text: String) throws(Errno) -> Int32 {
+        guard text.hasPrefix("-") else { return Int32(try StoreParsing.number(text, max: UInt64(Int32.max))) }
+        return -Int32(try StoreParsing.number(String(text.dropFirst()), max: UInt64(Int32.max)))
+    }
+}

@@ -1,0 +1,198 @@
+// An mpt3sas-class SAS HBA's probe (_base_allocate_memory_pools()): the pools in the
+// driver's order, with its names, sizes, alignments and allocation counts derived from the
+// parameters as the driver derives them. With the defaults (a SAS 9300-8i,
+// max_sgl_entries=256) the legacy pool prints the seed's six `pools` lines:
+//   scsiio_depth = 10368 - 128 (hi-priority) - 133 (internal) = 10107
+//   reply_free_queue_depth = 10368 + 64 = 10432; reply_post_queue_depth = 20801 -> 20816
+//   chains per I/O = (256 - 1 SGE in the main frame) / 7 SGEs per 128-byte chain + 1 = 37
+// Remove frees the chain buffers one by one in allocation order, then destroys the pools.
+// I/O (_base_build_sg_scmd_ieee()): each command takes a SMID, whose request frame and
+// chains_needed_per_io chain buffers are its own; see MPT3SASSGL and MPT3SASController.
+import Block
+import DMA
+import Hardware
+import Lib
+import Locking
+import SystemPackage
+
+public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
+    public static let name = "mpt3sas"
+
+    public init() {}
+
+    struct Parameters {
+        var hbaQueueDepth = 10368
+        var maxSGLEntries = 256
+        var replyQueueCount = 12
+        var rdpq = true
+        var chainSegmentSize = 128
+        /// The seed's 2018 driver allocated one reply_post_free block per queue; the
+        /// current driver allocates chunks of up to 16 queues.
+        var replyPostFreePerQueue = true
+        var disk = DiskParameters()
+    }
+
+    /// What probe set up for I/O (the ioc's scsiio tracker, reduced to what I/O needs).
+    final class Adapter: Sendable {
+        let queue: BlockQueue
+        let controller: MPT3SASController
+        let requestFrames: UnsafeSendable<UnsafeMutableRawPointer>
+        let chains: [HeldBlock]
+        let chainsPerIO: Int
+        let chainSegmentSize: Int
+        /// SMIDs 1...scsiio_depth, as the scsi lookup's free list.
+        let smids: TagSet
+
+        init(queue: BlockQueue, controller: MPT3SASController, requestFrames: UnsafeMutableRawPointer,
+             chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int) {
+            self.queue = queue
+            self.controller = controller
+            self.requestFrames = UnsafeSendable(requestFrames)
+            self.chains = chains
+            self.chainsPerIO = chainsPerIO
+            self.chainSegmentSize = chainSegmentSize
+            smids = TagSet(1...depth)
+        }
+    }
+
+    private let adapter = PthreadMutex<Adapter?>(nil)
+    public var queue: BlockQueue? { adapter.withLock { $0?.queue } }
+
+    /// From the IOC facts of the seed's HBA.
+    static let highPriorityCredit = 128
+    static let replyFrameSize = 128
+    static let requestFrameSize = 128
+    static let senseBufferSize = 96
+    static let sgeSize = 16
+    static let maxChainDepth = 128
+
+    private let state = PthreadMutex(Parameters())
+    /// Coherent buffers outside pools: the request frames and the config page.
+    private let frames = CoherentBuffers()
+
+    public var parameters: [(name: String, value: String)] {
+        let p = state.withLock { $0 }
+        return [
+            ("hba_queue_depth", String(p.hbaQueueDepth)), ("max_sgl_entries", String(p.maxSGLEntries)),
+            ("reply_queue_count", String(p.replyQueueCount)), ("rdpq", p.rdpq ? "1" : "0"),
+            ("chain_segment_size", String(p.chainSegmentSize)),
+            ("reply_post_free", p.replyPostFreePerQueue ? "per_queue" : "chunks"),
+        ] + p.disk.values
+    }
+
+    public func setParameter(_ name: String, _ value: String) throws(Errno) {
+        func number(_ range: ClosedRange<Int>) throws(Errno) -> Int {
+            let parsed = Int(try StoreParsing.number(value, max: UInt64(range.upperBound)))
+            guard range.contains(parsed) else { throw .invalidArgument }
+            return parsed
+        }
+        switch name {
+        case "hba_queue_depth":
+            let depth = try number(512...65535)
+            state.withLock { $0.hbaQueueDepth = depth }
+        case "max_sgl_entries":
+            let entries = try number(16...2048)
+            state.withLock { $0.maxSGLEntries = entries }
+        case "reply_queue_count":
+            let queues = try number(1...128)
+            state.withLock { $0.replyQueueCount = queues }
+        case "rdpq":
+            let on = try number(0...1)
+            state.withLock { $0.rdpq = on == 1 }
+        case "chain_segment_size":
+            let size = try number(32...4096)
+            guard size % Self.sgeSize == 0 else { throw .invalidArgument }
+            state.withLock { $0.chainSegmentSize = size }
+        case "reply_post_free":
+            guard value == "per_queue" || value == "chunks" else { throw .invalidArgument }
+            state.withLock { $0.replyPostFreePerQueue = value == "per_queue" }
+        default:
+            try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }
+        }
+    }
+
+    /// The derived sizes, as the driver computes them.
+    struct Sizes {
+        let scsiioDepth, replyFreeQueueDepth, replyPostQueueDepth, chainsPerIO: Int
+    }
+
+    static func sizes(_ p: Parameters) -> Sizes {
+        let internalDepth = highPriorityCredit + 5
+        let scsiioDepth = p.hbaQueueDepth - highPriorityCredit - internalDepth
+        let replyFree = p.hbaQueueDepth + 64
+        let replyPost = (p.hbaQueueDepth + replyFree + 1 + 15) / 16 * 16
+        let sgesPerChain = (p.chainSegmentSize - sgeSize) / sgeSize
+        let chains = min((p.maxSGLEntries - 1) / sgesPerChain + 1, maxChainDepth)
+        return Sizes(scsiioDepth: scsiioDepth, replyFreeQueueDepth: replyFree, replyPostQueueDepth: replyPost, chainsPerIO: chains)
+    }
+
+    public func probe(_ context: ProbeContext) throws(Errno) {
+        let p = state.withLock { $0 }
+        let sizes = Self.sizes(p)
+        // The masks stay as dma_mask_bits set them: the emulated bus decides what the
+        // HBA reaches, so a 32-bit setting makes data above 4 GiB bounce.
+        let device = context.device
+        let perQueue = sizes.replyPostQueueDepth * 8
+        if p.replyPostFreePerQueue || !p.rdpq {
+            let count = p.rdpq ? p.replyQueueCount : 1
+            let size = p.rdpq ? perQueue : perQueue * p.replyQueueCount
+            try context.createPool("reply_post_free pool", size: size, align: 16).alloc(count, zero: true)
+        } else {
+            let queuesPerChunk = min(p.replyQueueCount, 16)
+            let chunks = (p.replyQueueCount + 15) / 16
+            try context.createPool("reply_post_free pool", size: perQueue * queuesPerChunk, align: 16).alloc(chunks, zero: true)
+        }
+        let chains = try context.createPool("chain pool", size: p.chainSegmentSize, align: 16)
+            .allocForDriver(sizes.scsiioDepth * sizes.chainsPerIO)
+        try context.createPool("sense pool", size: sizes.scsiioDepth * Self.senseBufferSize, align: 4).alloc(1)
+        try context.createPool("reply pool", size: sizes.replyFreeQueueDepth * Self.replyFrameSize, align: 4).alloc(1)
+        try context.createPool("reply_free pool", size: sizes.replyFreeQueueDepth * 4, align: 16).alloc(1)
+        if p.rdpq {
+            try context.createPool("reply_post_free_array pool", size: p.replyQueueCount * 16, align: 16).alloc(1)
+        }
+        // Request frames and the config page come from plain dma_alloc_coherent().
+        let requestFrames = try frames.alloc(device, size: p.hbaQueueDepth * Self.requestFrameSize)
+        _ = try frames.alloc(device, size: 512)  // the config page
+        let store = try p.disk.makeStore()
+        let controller = MPT3SASController(
+            device: device, store: store, requestFramesDMA: requestFrames.dma, chainSegmentSize: p.chainSegmentSize)
+        // sg_tablesize segments of at most 64 KiB (the SCSI default max_segment_size);
+        // max_sectors 32767, capped by what one mapping may be (swiotlb's 256 KiB when
+        // the HBA's maps may bounce), as scsi_add_host() caps it.
+        let limits = BlockLimits(
+            maxSegments: p.maxSGLEntries, maxSegmentSize: 65536,
+            maxTransfer: min(32767 * BlockLimits.sectorSize, device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize))
+        let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
+        adapter.withLock {
+            $0 = Adapter(queue: queue, controller: controller, requestFrames: requestFrames.cpu, chains: Array(chains),
+                         chainsPerIO: sizes.chainsPerIO, chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth)
+        }
+    }
+
+    /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), the
+    /// request frame and SGL, the IOC runs it, the SMID goes back.
+    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
+        guard let adapter = adapter.withLock({ $0 }) else { throw .noDevice }
+        let tag = adapter.smids.get()
+        defer { adapter.smids.put(tag) }
+        let frame = adapter.requestFrames.value + tag * Self.requestFrameSize
+        MPT3SASSGL.buildRequest(frame, command)
+        let first = (tag - 1) * adapter.chainsPerIO
+        MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
+        try adapter.controller.run(smid: tag)
+    }
+
+    public func stop() {
+        let queue = adapter.withLock { $0?.queue }
+        queue?.freeze()
+        adapter.withLock { $0 = nil }
+    }
+
+    public func remove(_ device: Device) { frames.freeAll(device) }
+
+    /// SYNCHRONIZE CACHE: the IOC's disk makes what it wrote durable.
+    public func flush() throws(Errno) {
+        guard let adapter = adapter.withLock({ $0 }) else { throw .noDevice }
+        try adapter.controller.store.flush()
+    }
+}

@@ -1,0 +1,150 @@
+// An NVMe controller's driver (nvme-pci): probe sets min_align_mask to the controller page
+// (so bounce buffers keep each PRP's offset), creates the descriptor pools ("prp list page"
+// 4096/4096 and "prp list 256" 256/256 before 6.16, "nvme descriptor page" and "nvme
+// descriptor small" after), and allocates the admin and one I/O queue pair. I/O takes a
+// command id, builds PRPs or an SGL from the pools per request (see NVMeDescriptors),
+// rings the emulated controller, then frees the descriptors as nvme_unmap_data() does.
+import Block
+import DMA
+import DMAPool
+import Hardware
+import Lib
+import Locking
+import SystemPackage
+
+public final class NVMeDriver: DiskDriver, DMABlockDriver {
+    public static let name = "nvme"
+
+    public init() {}
+
+    struct Parameters {
+        /// "prp" (the pre-6.16 pool names) or "descriptor" (6.16's).
+        var poolNames = "prp"
+        /// Use SGLs when the average segment is at least this many bytes; 0: PRPs always.
+        var sglThreshold = 0
+        var ioQueueDepth = 1024
+        var disk = DiskParameters()
+    }
+
+    /// NVME_MAX_KB_SZ, NVME_MAX_SEGS, NVME_AQ_DEPTH.
+    static let maxTransfer = 8192 << 10
+    static let maxSegments = 128
+    static let adminQueueDepth = 32
+
+    final class Controller: Sendable {
+        let queue: BlockQueue
+        let emulated: NVMeController
+        let submissionQueue: UnsafeSendable<UnsafeMutableRawPointer>
+        let pagePool: DMAPool
+        let smallPool: DMAPool
+        let sglThreshold: Int
+        let ids: TagSet
+
+        init(queue: BlockQueue, emulated: NVMeController, submissionQueue: UnsafeMutableRawPointer,
+             pagePool: DMAPool, smallPool: DMAPool, sglThreshold: Int, depth: Int) {
+            self.queue = queue
+            self.emulated = emulated
+            self.submissionQueue = UnsafeSendable(submissionQueue)
+            self.pagePool = pagePool
+            self.smallPool = smallPool
+            self.sglThreshold = sglThreshold
+            ids = TagSet(0...(depth - 1))
+        }
+    }
+
+    private let state = PthreadMutex(Parameters())
+    private let controller = PthreadMutex<Controller?>(nil)
+    private let queues = CoherentBuffers()
+    public var queue: BlockQueue? { controller.withLock { $0?.queue } }
+
+    public var parameters: [(name: String, value: String)] {
+        let p = state.withLock { $0 }
+        return [("pool_names", p.poolNames), ("sgl_threshold", String(p.sglThreshold)),
+                ("io_queue_depth", String(p.ioQueueDepth))] + p.disk.values
+    }
+
+    public func setParameter(_ name: String, _ value: String) throws(Errno) {
+        switch name {
+        case "pool_names":
+            guard value == "prp" || value == "descriptor" else { throw .invalidArgument }
+            state.withLock { $0.poolNames = value }
+        case "sgl_threshold":
+            let bytes = Int(try StoreParsing.size(value, max: UInt64(UInt32.max)))
+            state.withLock { $0.sglThreshold = bytes }
+        case "io_queue_depth":
+            let depth = Int(try StoreParsing.number(value, max: 65536))
+            guard depth >= 2 else { throw .invalidArgument }
+            state.withLock { $0.ioQueueDepth = depth }
+        default:
+            try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }
+        }
+    }
+
+    public func probe(_ context: ProbeContext) throws(Errno) {
+        let p = state.withLock { $0 }
+        let device = context.device
+        device.minAlignMask = UInt64(NVMeCommand.pageSize - 1)
+        let names = p.poolNames == "prp" ? ("prp list page", "prp list 256") : ("nvme descriptor page", "nvme descriptor small")
+        let pagePool = try context.createPool(names.0, size: NVMeCommand.pageSize, align: NVMeCommand.pageSize).pool
+        let smallPool = try context.createPool(names.1, size: NVMeDescriptors.smallPoolSize, align: NVMeDescriptors.smallPoolSize).pool
+        // Completion and submission queues, admin then I/O (nvme_alloc_queue()).
+        var submission: CoherentBuffer?
+        for (depth, entry) in [(Self.adminQueueDepth, 16), (Self.adminQueueDepth, 64), (p.ioQueueDepth, 16), (p.ioQueueDepth, 64)] {
+            submission = try queues.alloc(device, size: depth * entry)
+        }
+        let store = try p.disk.makeStore()
+        let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission!.dma)
+        let mapping = device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize
+        let limits = BlockLimits(
+            maxSegments: Self.maxSegments, maxSegmentSize: Int(UInt32.max),
+            maxTransfer: min(Self.maxTransfer, mapping))
+        let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
+        controller.withLock {
+            $0 = Controller(queue: queue, emulated: emulated, submissionQueue: submission!.cpu, pagePool: pagePool,
+                            smallPool: smallPool, sglThreshold: p.sglThreshold, depth: p.ioQueueDepth)
+        }
+    }
+
+    /// nvme_queue_rq(): a command id (waiting while all are busy), the command and its
+    /// data pointer, the controller runs it, the descriptors go back to their pools.
+    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
+        guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
+        let tag = controller.ids.get()
+        defer { controller.ids.put(tag) }
+        let sqe = controller.submissionQueue.value + tag * NVMeCommand.size
+        NVMeDescriptors.buildCommand(sqe, command, id: tag)
+        var taken = Descriptors()
+        defer {
+            for i in 0..<taken.count {
+                let (block, pool) = taken[i]
+                (pool == .small ? controller.smallPool : controller.pagePool).free(block.cpu, dma: block.dma)
+            }
+        }
+        let alloc = { (pool: NVMePool) -> HeldBlock? in
+            guard let block = (pool == .small ? controller.smallPool : controller.pagePool).alloc() else { return nil }
+            return HeldBlock(cpu: block.cpu, dma: block.dma)
+        }
+        let built = NVMeDescriptors.useSGLs(list, bytes: command.bytes, threshold: controller.sglThreshold)
+            ? NVMeDescriptors.setupSGLs(sqe, list, taken: &taken, alloc: alloc)
+            : NVMeDescriptors.setupPRPs(sqe, list, bytes: command.bytes, taken: &taken, alloc: alloc)
+        guard built else {
+            controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
+            throw .ioError
+        }
+        try controller.emulated.run(slot: tag)
+    }
+
+    public func stop() {
+        let queue = controller.withLock { $0?.queue }
+        queue?.freeze()
+        controller.withLock { $0 = nil }
+    }
+
+    public func remove(_ device: Device) { queues.freeAll(device) }
+
+    /// nvme_submit_flush(): the controller makes what it wrote durable.
+    public func flush() throws(Errno) {
+        guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
+        try controller.emulated.store.flush()
+    }
+}

@@ -1,0 +1,156 @@
+import Block
+import DMA
+@testable import Drivers
+import Lib
+import SystemPackage
+import TestSupport
+import Testing
+
+@Suite struct NVMePRPTests {
+    /// Builds the data pointer for `segments` (dma address, length) with fake pools whose
+    /// blocks sit at 0xa000_0000 + 4096 * i (page) and 0xb000_0000 + 256 * i (small).
+    func build(_ segments: [(UInt64, Int)], threshold: Int = 0)
+        -> (prp1: UInt64, prp2: UInt64, flags: UInt8, lists: [(pool: NVMePool, dma: UInt64, entries: [UInt64])], built: Bool)
+    {
+        let sqe = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 4096 * 10, alignment: 4096)
+        defer { sqe.deallocate(); memory.deallocate() }
+        let list = UnsafeMutableBufferPointer<ScatterEntry>.allocate(capacity: segments.count)
+        defer { list.deallocate() }
+        var bytes = 0
+        for (i, (address, length)) in segments.enumerated() {
+            list[i] = ScatterEntry(phys: address, length: length)
+            list[i].dmaAddress = address
+            list[i].dmaLength = length
+            bytes += length
+        }
+        NVMeDescriptors.buildCommand(sqe, BlockCommand(write: false, lba: 0, sectors: bytes / 512), id: 3)
+        var taken = Descriptors()
+        var pages = 0, smalls = 0
+        let alloc = { (pool: NVMePool) -> HeldBlock? in
+            if pool == .page {
+                defer { pages += 1 }
+                return HeldBlock(cpu: memory + 4096 * pages, dma: 0xa000_0000 + 4096 * UInt64(pages))
+            }
+            defer { smalls += 1 }
+            return HeldBlock(cpu: memory + 4096 * 9 + 256 * smalls, dma: 0xb000_0000 + 256 * UInt64(smalls))
+        }
+        let built = NVMeDescriptors.useSGLs(list, bytes: bytes, threshold: threshold)
+            ? NVMeDescriptors.setupSGLs(sqe, list, taken: &taken, alloc: alloc)
+            : NVMeDescriptors.setupPRPs(sqe, list, bytes: bytes, taken: &taken, alloc: alloc)
+        let entriesPerList = { (pool: NVMePool) in pool == .page ? 512 : 32 }
+        let lists = (0..<taken.count).map { i in
+            let (block, pool) = taken[i]
+            let words = (0..<entriesPerList(pool)).map { block.cpu.load(fromByteOffset: $0 * 8, as: UInt64.self) }
+            return (pool, block.dma, words)
+        }
+        return (sqe.load(fromByteOffset: 24, as: UInt64.self), sqe.load(fromByteOffset: 32, as: UInt64.self),
+                sqe.load(fromByteOffset: 1, as: UInt8.self), lists, built)
+    }
+
+    /// Page i of a discontiguous buffer.
+    func page(_ i: Int) -> UInt64 { 0x2_0000_0000 + UInt64(i) * 8192 }
+    func pages(_ n: Int) -> [(UInt64, Int)] { (0..<n).map { (page($0), 4096) } }
+
+    @Test func onePageNeedsNoPRP2() {
+        let r = build(pages(1))
+        #expect(r.prp1 == page(0) && r.prp2 == 0 && r.lists.isEmpty && r.flags == 0)
+    }
+
+    @Test func twoPagesPointPRP2AtTheSecond() {
+        let r = build(pages(2))
+        #expect(r.prp1 == page(0) && r.prp2 == page(1) && r.lists.isEmpty)
+        // An unaligned start: 3.5 KiB in the first page, the rest in the second.
+        let odd = build([(page(0) + 512, 3584), (page(1), 4096)])
+        #expect(odd.prp1 == page(0) + 512 && odd.prp2 == page(1) && odd.lists.isEmpty)
+    }
+
+    @Test func thirtyThreePagesUseTheSmallPool() {
+        // 32 entries after PRP1 fit the 256-byte list.
+        let r = build(pages(33))
+        #expect(r.prp1 == page(0) && r.prp2 == 0xb000_0000 && r.lists.count == 1 && r.lists[0].pool == .small)
+        #expect(r.lists[0].entries == (1..<33).map(page))
+        // 34 pages need 33 entries: a page list.
+        let more = build(pages(34))
+        #expect(more.prp2 == 0xa000_0000 && more.lists.count == 1 && more.lists[0].pool == .page)
+    }
+
+    @Test func fiveHundredThirteenPagesFillOneListExactly() {
+        // One contiguous segment: PRP1 and 512 entries, the last one data, not a pointer.
+        let r = build([(0x3_0000_0000, 513 * 4096)])
+        let all: [UInt64] = (1...512).map { 0x3_0000_0000 + UInt64($0) * 4096 }
+        #expect(r.lists.count == 1 && r.lists[0].entries == all)
+        // One page more: the 512th entry moves to a second list, its slot points there.
+        let chained = build([(0x3_0000_0000, 514 * 4096)])
+        #expect(chained.lists.count == 2)
+        #expect(chained.lists[0].entries[0..<511].elementsEqual(all[0..<511]))
+        #expect(chained.lists[0].entries[511] == 0xa000_1000)
+        let moved: [UInt64] = [0x3_0000_0000 + 512 * 4096, 0x3_0000_0000 + 513 * 4096]
+        #expect(chained.lists[1].entries[0..<2].elementsEqual(moved))
+    }
+
+    @Test func theMaximalTransferTakesFiveLists() {
+        // 8 MiB: 2047 entries after PRP1 = 4 x 511 + 3.
+        let r = build([(0x3_0000_0000, 8 << 20)])
+        #expect(r.lists.count == 5 && r.lists.allSatisfy { $0.pool == .page })
+        for i in 0..<4 { #expect(r.lists[i].entries[511] == 0xa000_0000 + 4096 * UInt64(i + 1)) }
+        let tail: [UInt64] = (2045...2047).map { 0x3_0000_0000 + UInt64($0) * 4096 }
+        #expect(r.lists[4].entries[0..<3].elementsEqual(tail))
+    }
+
+    @Test func sglsAboveTheThreshold() {
+        let one = build([(0x3_0000_0000, 65536)], threshold: 32768)
+        #expect(one.flags == 0x40 && one.prp1 == 0x3_0000_0000 && one.prp2 == 65536 && one.lists.isEmpty)
+        // 16 descriptors fit the small pool; the command points at them as the last segment.
+        let sixteen = build((0..<16).map { (page($0 * 16), 65536) }, threshold: 32768)
+        #expect(sixteen.prp1 == 0xb000_0000 && sixteen.prp2 == 0x3000_0000_0000_0100 && sixteen.lists[0].pool == .small)
+        #expect(sixteen.lists[0].entries[2] == page(16) && sixteen.lists[0].entries[3] == 65536)
+        let seventeen = build((0..<17).map { (page($0 * 16), 65536) }, threshold: 32768)
+        #expect(seventeen.prp1 == 0xa000_0000 && seventeen.lists[0].pool == .page)
+        // Below the threshold: PRPs.
+        #expect(build(pages(2), threshold: 32768).flags == 0)
+    }
+}
+
+@Suite(.serialized) struct NVMeIOTests {
+    /// The machine keeps its devices bound: hold it while using `nvme0`.
+    func controller(ram: UInt64 = 1 << 30, _ extra: String = "") throws -> (Devices, EmulatedDevice) {
+        let devices = try smallDevices(ram: ram)
+        return (devices, try devices.add("nvme nvme0 capacity=64M io_queue_depth=64 \(extra)"))
+    }
+
+    @Test func probeMakesTheDescriptorPools() throws {
+        let (machine, nvme) = try controller()
+        defer { withExtendedLifetime(machine) {} }
+        let pools = try #require(nvme.device.pools)
+        #expect(pools.contains("prp list page       0    0 4096  0\n") && pools.contains("prp list 256        0    0  256  0\n"))
+        try nvme.remove()
+        try nvme.setParameter("pool_names", "descriptor")
+        try nvme.probe()
+        #expect(nvme.device.pools?.contains("nvme descriptor small    0    0  256  0\n") == true)
+        #expect(throws: Errno.resourceBusy) { try nvme.destroyPool("nvme descriptor small") }
+    }
+
+    @Test(arguments: ["verify 4096", "verify 8192 offset=512", "verify 2M", "verify 8M offset=4096", "verify 777 offset=3333 count=9",
+                      "verify 65536 count=40 threads=3 random seed=4", "verify 1M sgl", "verify 64K count=9 threads=2 sgl"])
+    func verifyPasses(_ job: String) throws {
+        let sgl = job.hasSuffix(" sgl")
+        let (machine, nvme) = try controller(ram: 1 << 30, sgl ? "sgl_threshold=32768" : "")
+        defer { withExtendedLifetime(machine) {} }
+        try nvme.io(sgl ? String(job.dropLast(4)) : job)
+        #expect(nvme.statsText.contains("\nerrors 0\n"))
+        // Every descriptor went back.
+        #expect(nvme.active("prp list page") == 0)
+        #expect(nvme.active("prp list 256") == 0)
+    }
+
+    @Test func bouncedThroughASmallGrowingSwiotlb() throws {
+        // 32-bit mask, data above 4 GiB; transfers capped at swiotlb's 256 KiB less the
+        // min_align_mask padding (4 KiB): 252 KiB.
+        let (machine, nvme) = try controller(ram: 8 << 30, "dma_mask_bits=32")
+        defer { withExtendedLifetime(machine) {} }
+        #expect(throws: Errno.invalidArgument) { try nvme.io("read 256K") }
+        try nvme.io("verify 252K count=4 threads=4 offset=512")
+        #expect(nvme.statsText.contains("\nios 32\nbytes 8257536\nbounced_bytes 8257536\nerrors 0\n"))
+    }
+}
