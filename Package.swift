@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "DMA", targets: ["DMA"]),
         .library(name: "DMAPool", targets: ["DMAPool"]),
         .library(name: "Mempool", targets: ["Mempool"]),
+        .library(name: "Trace", targets: ["Trace"]),
         .library(name: "Fuzzing", targets: ["Fuzzing"]),
     ],
     dependencies: [
@@ -33,12 +34,13 @@ let package = Package(
         .target(name: "Locking"),
         .target(name: "Lib", dependencies: [systemPackage]),
         .target(name: "Printk", dependencies: ["Locking", "Lib"]),
+        .target(name: "Trace", dependencies: ["Locking", "Lib"]),
 
         // The engines (mm/, kernel/dma/).
         .target(name: "PhysicalMemory", dependencies: ["Locking", "Printk"]),
         .target(name: "SWIOTLB", dependencies: ["PhysicalMemory", "Printk", "Locking", "Lib"]),
-        .target(name: "DMA", dependencies: ["SWIOTLB", "PhysicalMemory", "Printk", "Locking", "Lib"]),
-        .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory", "Locking"]),
+        .target(name: "DMA", dependencies: ["SWIOTLB", "PhysicalMemory", "Trace", "Printk", "Locking", "Lib"]),
+        .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory", "Trace", "Locking"]),
         .target(name: "Mempool", dependencies: ["PhysicalMemory", "Locking"]),
 
         // What the engines serve: the block layer, the emulated hardware, the drivers.
@@ -46,7 +48,7 @@ let package = Package(
         .target(name: "Hardware", dependencies: ["DMA", "Lib", systemPackage]),
         .target(
             name: "Drivers",
-            dependencies: ["Block", "Hardware", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", systemPackage]),
+            dependencies: ["Block", "Hardware", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Locking", "Lib", systemPackage]),
         .target(
             name: "DMCrypt",
             dependencies: [
@@ -60,7 +62,7 @@ let package = Package(
         .target(
             name: "ControlSurface",
             dependencies: [
-                "ControlFS", "Drivers", "Block", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", systemPackage,
+                "ControlFS", "Drivers", "Block", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Locking", "Lib", systemPackage,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
@@ -70,7 +72,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ControlSurface", "DMCrypt", "Drivers", "ControlFS", "DMAPool", "SWIOTLB", "PhysicalMemory", "Printk", "Lib",
+                "ControlSurface", "DMCrypt", "Drivers", "ControlFS", "DMAPool", "SWIOTLB", "PhysicalMemory", "Trace", "Printk", "Lib",
                 systemPackage, .product(name: "TOMLKit", package: "TOMLKit"), .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
@@ -92,10 +94,11 @@ let package = Package(
         .testTarget(name: "LockingTests", dependencies: ["Locking"]),
         .testTarget(name: "LibTests", dependencies: ["Lib", systemPackage]),
         .testTarget(name: "PrintkTests", dependencies: ["Printk", "Locking"]),
+        .testTarget(name: "TraceTests", dependencies: ["Trace", "Lib"]),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
         .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking", "Lib"]),
-        .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory"]),
-        .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking"]),
+        .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
+        .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking", "Trace"]),
         .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory", "Locking"]),
         .testTarget(name: "BlockTests", dependencies: ["Block", "DMA", "SWIOTLB", "PhysicalMemory", "Lib", systemPackage]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "DMA", "PhysicalMemory", systemPackage]),
@@ -109,7 +112,8 @@ let package = Package(
         .testTarget(
             name: "ControlSurfaceTests",
             dependencies: [
-                "TestSupport", "ControlSurface", "ControlFS", "Drivers", "Block", "DMA", "SWIOTLB", "PhysicalMemory", "Lib", systemPackage,
+                "TestSupport", "ControlSurface", "ControlFS", "Drivers", "Block", "DMA", "SWIOTLB", "PhysicalMemory", "Lib", "Trace",
+                systemPackage,
             ]),
         .testTarget(name: "FUSETests", dependencies: ["FUSE", "ControlFS", "Locking", systemPackage]),
         .testTarget(

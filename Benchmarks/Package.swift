@@ -22,6 +22,7 @@ let package = Package(
                 .product(name: "SWIOTLB", package: "dmaemu"),
                 .product(name: "Mempool", package: "dmaemu"),
                 .product(name: "PhysicalMemory", package: "dmaemu"),
+                .product(name: "Trace", package: "dmaemu"),
             ],
             path: "Benchmarks/DMAEngines",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -90,15 +90,21 @@ public final class ControlAttribute: ControlNode {
     public typealias Show = @Sendable () throws(Errno) -> String
     public typealias Store = @Sendable (String) throws(Errno) -> Void
 
+    public typealias Truncate = @Sendable () throws(Errno) -> Void
+
     public let mode: UInt16
     let show: Show?
     let store: Store?
+    /// What truncating the file to 0 does (O_TRUNC, `: > file`); nothing when nil, as a
+    /// sysfs attribute ignores it.
+    let truncate: Truncate?
 
     /// The mode defaults from what the attribute can do: 0444, 0200 or 0644.
-    public init(mode: UInt16? = nil, show: Show? = nil, store: Store? = nil) {
+    public init(mode: UInt16? = nil, show: Show? = nil, store: Store? = nil, truncate: Truncate? = nil) {
         self.mode = mode ?? (show != nil && store != nil ? 0o644 : store != nil ? 0o200 : 0o444)
         self.show = show
         self.store = store
+        self.truncate = truncate
     }
 
     public var isReadable: Bool { show != nil }
@@ -122,6 +128,27 @@ public final class ControlAttribute: ControlNode {
         }
         if text.hasSuffix("\n") { text.removeLast() }
         try store(text)
+    }
+
+    /// A truncation to size 0.
+    public func truncated() throws(Errno) { try truncate?() }
+}
+
+/// A file read as a stream, as tracefs's trace_pipe is: each read takes what is there
+/// and consumes it, waiting while there is nothing; no snapshot, no offset.
+public final class ControlStream: ControlNode {
+    /// Fills at most `buffer.count` bytes; waits for some unless `nonBlocking` (then
+    /// EAGAIN), gives up with EINTR once `interrupted()` is true.
+    public typealias Read = @Sendable (
+        _ buffer: UnsafeMutableRawBufferPointer, _ nonBlocking: Bool, _ interrupted: () -> Bool
+    ) throws(Errno) -> Int
+
+    public let mode: UInt16
+    public let read: Read
+
+    public init(mode: UInt16 = 0o444, read: @escaping Read) {
+        self.mode = mode
+        self.read = read
     }
 }
 

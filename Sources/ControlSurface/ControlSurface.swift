@@ -70,13 +70,16 @@ public final class ControlSurface: DevicesObserver, @unchecked Sendable {  // `d
         let kernel = root.directory("kernel")
         kernel.add("buddyinfo", ControlAttribute(show: { [ram] in ram.buddyInfo }))
         let debug = kernel.directory("debug")
-        let benchmarkDevice = Device(name: "dma_map_benchmark", ram: ram, bus: "platform", swiotlb: platform.swiotlb, dmaMask: .max, coherentDMAMask: .max)
+        let benchmarkDevice = Device(
+            name: "dma_map_benchmark", ram: ram, bus: "platform", swiotlb: platform.swiotlb, dmaMask: .max, coherentDMAMask: .max,
+            tracer: platform.tracer)
         benchmarkDevice.driverName = "dma_map_benchmark"
         debug.add("dma_map_benchmark", MapBenchmarkFile(device: benchmarkDevice).attribute)
         FailPageAllocFiles.add(ram.faults, to: debug.directory("fail_page_alloc"))
         let swiotlbDirectory = debug.directory("swiotlb")
         if let swiotlb = platform.swiotlb { SWIOTLBDebugfs.add(swiotlb, to: swiotlbDirectory) }
         for pool in platform.restrictedPools.values { SWIOTLBDebugfs.add(pool, to: swiotlbDirectory.directory(pool.name)) }
+        if let tracer = platform.tracer { TracingFiles.add(tracer, to: kernel.directory("tracing")) }
         root.add("metrics", ControlAttribute(show: { [weak self] in self?.metricsText() ?? "" }))
         root.add("kmsg", ControlAttribute(show: { [ram] in ram.log.messages.map { $0.dmesgLine + "\n" }.joined() }))
     }

@@ -5,6 +5,7 @@
 // and one with another size or CPU address reported, instead of corrupting the
 // allocator; checking costs nothing beyond the zone lock the free takes anyway.
 import PhysicalMemory
+import Trace
 
 /// The kernel's get_order(): the smallest order whose block holds `size` bytes.
 public func pageOrder(_ size: Int) -> Int {
@@ -16,7 +17,14 @@ public func pageOrder(_ size: Int) -> Int {
 extension Device {
     /// The corresponding kernel function is `dma_alloc_coherent()`. Returns the CPU
     /// address and the dma address, or nil when no block below the mask is free. May sleep.
-    public func allocCoherent(size: Int) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+    /// `gfp` is the caller's (the trace shows it); the zone is the coherent mask's.
+    public func allocCoherent(size: Int, gfp: GFP = .kernel) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+        let block = allocCoherentPages(size: size)
+        if traced(.dmaAlloc) { traceAlloc(virt: block?.cpu, dma: block?.dma ?? 0, size: size, gfp: gfp) }
+        return block
+    }
+
+    private func allocCoherentPages(size: Int) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         guard size > 0 else { return nil }
         if let swiotlb, swiotlb.mem.forAlloc {  // a restricted pool serves its devices' coherent memory
             guard let phys = swiotlb.mem.allocCoherent(swiotlb, size: size, limits: iotlbLimits) else { return nil }
@@ -39,6 +47,7 @@ extension Device {
 
     /// The corresponding kernel function is `dma_free_coherent()`.
     public func freeCoherent(size: Int, cpu: UnsafeMutableRawPointer, dma: DMAAddr) {
+        if traced(.dmaFree) { traceFree(virt: cpu, dma: dma, size: size) }
         if let swiotlb, swiotlb.mem.forAlloc {
             guard debug?.checkUnmap(self, dma: dma, size: size, direction: .bidirectional, type: .coherent) ?? true,
                 swiotlb.mem.freeCoherent(swiotlb, dma, limits: iotlbLimits)

@@ -4,6 +4,7 @@
 // software IO TLB. Unmap and the syncs copy between bounce and original by direction.
 import PhysicalMemory
 import SWIOTLB
+import Trace
 
 extension Device {
     /// dma_capable(): the whole range lies at or below the streaming mask.
@@ -17,7 +18,9 @@ extension Device {
     /// address): the dma address the device uses for [phys, phys + size), or nil for
     /// DMA_MAPPING_ERROR. May be called where sleeping is not allowed.
     public func mapSingle(_ phys: PhysAddr, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) -> DMAAddr? {
-        guard let dma = map(phys, size, direction, attributes) else { return nil }
+        let dma = map(phys, size, direction, attributes)
+        if traced(.dmaMapPage) { traceMap(.dmaMapPage, phys: phys, dma: dma, size: size, direction, attributes) }
+        guard let dma else { return nil }
         debug?.add(DebugEntry(dma: dma, size: size, direction: direction, type: .single))
         return dma
     }
@@ -34,13 +37,34 @@ extension Device {
     /// The corresponding kernel function is `dma_unmap_page()`: for FROM_DEVICE and
     /// BIDIRECTIONAL the bounce buffer is copied back first (unless SKIP_CPU_SYNC).
     public func unmapSingle(_ dma: DMAAddr, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) {
+        defer { if traced(.dmaUnmapPage) { traceUnmap(.dmaUnmapPage, dma: dma, size: size, direction, attributes) } }
         if let debug, !debug.checkUnmap(self, dma: dma, size: size, direction: direction, type: .single) { return }
         unmap(dma, size, direction, attributes)
+    }
+
+    /// The corresponding kernel function is `dma_map_resource()`: an MMIO range (another
+    /// device's BAR) mapped for this one; dma-direct uses it in place, never bouncing, or
+    /// refuses what the mask does not reach.
+    public func mapResource(_ phys: PhysAddr, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) -> DMAAddr? {
+        var dma: DMAAddr? = phys
+        if !dmaCapable(phys, size) {
+            printk(.warning, "DMA addr \(dmaAddrText(phys))+\(size) overflow (mask \(hex(dmaMask, 1)), bus limit 0).")
+            dma = nil
+        }
+        if traced(.dmaMapResource) { traceMap(.dmaMapResource, phys: phys, dma: dma, size: size, direction, attributes) }
+        return dma
+    }
+
+    /// The corresponding kernel function is `dma_unmap_resource()`: nothing to undo.
+    public func unmapResource(_ dma: DMAAddr, size: Int, _ direction: DMADirection, attributes: DMAAttributes = []) {
+        if traced(.dmaUnmapResource) { traceUnmap(.dmaUnmapResource, dma: dma, size: size, direction, attributes) }
     }
 
     /// The corresponding kernel function is `dma_sync_single_for_cpu()`: bounce -> original
     /// for FROM_DEVICE and BIDIRECTIONAL. `dma` may point anywhere inside a mapping.
     public func syncSingleForCPU(_ dma: DMAAddr, size: Int, _ direction: DMADirection) {
+        guard needsSync else { return }
+        defer { if traced(.dmaSyncSingleForCPU) { traceSync(.dmaSyncSingleForCPU, dma: dma, size: size, direction) } }
         if let debug, !debug.checkSync(self, dma: dma, size: size, direction: direction) { return }
         guard direction.deviceWrites else { return }
         withSWIOTLB { client, mem in mem.sync(client, dma, size: size, toDevice: false, limits: iotlbLimits) }
@@ -49,9 +73,24 @@ extension Device {
     /// The corresponding kernel function is `dma_sync_single_for_device()`: original ->
     /// bounce for TO_DEVICE and BIDIRECTIONAL.
     public func syncSingleForDevice(_ dma: DMAAddr, size: Int, _ direction: DMADirection) {
+        guard needsSync else { return }
+        defer { if traced(.dmaSyncSingleForDevice) { traceSync(.dmaSyncSingleForDevice, dma: dma, size: size, direction) } }
         if let debug, !debug.checkSync(self, dma: dma, size: size, direction: direction) { return }
         guard direction.deviceReads else { return }
         withSWIOTLB { client, mem in mem.sync(client, dma, size: size, toDevice: true, limits: iotlbLimits) }
+    }
+
+    /// The corresponding kernel functions are `dma_sync_sg_for_cpu()` and `_for_device()`:
+    /// each entry as its single sync would.
+    public func syncSG(_ list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection, forDevice: Bool) {
+        guard needsSync else { return }
+        for entry in list {
+            if let debug, !debug.checkSync(self, dma: entry.dmaAddress, size: entry.dmaLength, direction: direction) { continue }
+            guard forDevice ? direction.deviceReads : direction.deviceWrites else { continue }
+            withSWIOTLB { client, mem in mem.sync(client, entry.dmaAddress, size: entry.dmaLength, toDevice: forDevice, limits: iotlbLimits) }
+        }
+        let event: TraceEvent = forDevice ? .dmaSyncSGForDevice : .dmaSyncSGForCPU
+        if traced(event) { traceSyncSG(event, list, direction) }
     }
 
     /// The corresponding kernel function is `dma_map_sg()`: each entry mapped on its own
@@ -66,6 +105,7 @@ extension Device {
             list[i].dmaAddress = dma
             list[i].dmaLength = list[i].length
         }
+        if traced(.dmaMapSG) { traceMapSG(list, direction, attributes) }
         if let debug {
             for entry in list { debug.add(DebugEntry(dma: entry.dmaAddress, size: entry.dmaLength, direction: direction, type: .scatterGather)) }
         }
@@ -74,6 +114,7 @@ extension Device {
 
     /// The corresponding kernel function is `dma_unmap_sg()`.
     public func unmapSG(_ list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection, attributes: DMAAttributes = []) {
+        if traced(.dmaUnmapSG) { traceUnmapSG(list, direction, attributes) }
         for entry in list {
             if let debug, !debug.checkUnmap(self, dma: entry.dmaAddress, size: entry.dmaLength, direction: direction, type: .scatterGather) {
                 continue
@@ -118,7 +159,8 @@ extension Device {
             apiError("device driver maps memory outside RAM [size=\(size) bytes]")
             return nil
         }
-        if withSWIOTLB({ _, mem in mem.forceBounce || !dmaCapable(phys, size) }) == true {
+        if let force = withSWIOTLB({ _, mem in mem.forceBounce }), force || !dmaCapable(phys, size) {
+            if traced(.swiotlbBounced) { traceBounced(phys, size: size, force: force) }
             return withSWIOTLB { client, mem in swiotlbMap(client, mem, phys, size, attributes) } ?? nil
         }
         guard dmaCapable(phys, size) else {
@@ -133,6 +175,8 @@ extension Device {
         let limits = iotlbLimits
         guard let tlb = mem.mapSingle(client, origAddr: phys, size: size, limits: limits, warn: !attributes.contains(.noWarn))
         else { return nil }
+        // dma_reset_need_sync(): from the first bounce on, the syncs are called.
+        if skipSync.load(ordering: .relaxed) { skipSync.store(false, ordering: .relaxed) }
         guard dmaCapable(tlb, size) else {
             mem.unmapSingle(client, tlb, size: size, copyBack: false, limits: limits)
             printk(.warning, "swiotlb addr \(dmaAddrText(tlb))+\(size) overflow (mask \(hex(dmaMask, 1)), bus limit 0).")

@@ -5,6 +5,7 @@ import Locking
 import PhysicalMemory
 import Printk
 import SWIOTLB
+import Trace
 import Synchronization
 
 public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive by `swiotlb`
@@ -21,6 +22,12 @@ public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive 
     let swiotlbRef: Unmanaged<IOTLBClient>?  // kept alive by `swiotlb`
     /// dma-debug's record of this device's mappings, when dma-debug is on.
     let debug: DMADebug?
+    /// The machine's tracing, if it has any, and dev_name() as its records keep it.
+    public let tracer: Tracer?
+    let tracerRef: Unmanaged<Tracer>?  // kept alive by `tracer`
+    public let traceName: TraceName
+    /// dma_skip_sync: a coherent device skips the sync calls until its first bounce.
+    let skipSync = Atomic(true)
 
 
     private let streamingMask: Atomic<UInt64>
@@ -39,7 +46,7 @@ public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive 
     public init(
         name: String, ram: PhysicalMemory, bus: String = "pci", swiotlb: IOTLBMem? = nil, dmaDebug: Bool = false,
         dmaMask: UInt64 = dmaBitMask(32), coherentDMAMask: UInt64 = dmaBitMask(32),
-        minAlignMask: UInt64 = 0, segmentBoundaryMask: UInt64 = 0xffff_ffff
+        minAlignMask: UInt64 = 0, segmentBoundaryMask: UInt64 = 0xffff_ffff, tracer: Tracer? = nil
     ) {
         self.name = name
         self.bus = bus
@@ -51,6 +58,9 @@ public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive 
         self.swiotlb = client
         self.swiotlbRef = client.map { .passUnretained($0) }
         self.debug = dmaDebug ? DMADebug() : nil
+        self.tracer = tracer
+        tracerRef = tracer.map { .passUnretained($0) }
+        traceName = TraceName(name)
         id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         streamingMask = Atomic(dmaMask)
         coherentMask = Atomic(coherentDMAMask)

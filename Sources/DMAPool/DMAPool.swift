@@ -5,6 +5,7 @@
 // device's `pools` file.
 import DMA
 import PhysicalMemory
+import Trace
 
 public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is immutable; engines lock themselves
     /// The name as the kernel keeps it: strscpy() into name[32], so at most 31 bytes.
@@ -16,6 +17,11 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     public let geometry: DMAPoolGeometry
     /// DMAPOOL_DEBUG: poisoning, corruption and double-free checks.
     public let debug: Bool
+    /// The name as the pool's trace events record it, and the pool's address they show
+    /// (the kernel's events of a pool show its struct dma_pool pointer; this object's
+    /// address plays that part).
+    let traceName: TraceName
+    var poolAddress: UInt64 { UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())) }
     /// Keeps the engine alive; the hot paths call it through `engine`.
     private let owner: AnyObject
     /// The engine, called without a retain/release pair: loading a class reference from a
@@ -38,6 +44,7 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     ) throws(DMAPoolError) {
         geometry = try DMAPoolGeometry(size: size, align: align, boundary: boundary, algorithm: algorithm)
         self.name = Self.keptName(name)
+        traceName = TraceName(self.name)
         self.device = device
         self.algorithm = algorithm
         self.debug = debug
@@ -54,28 +61,50 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
             (owner, engine) = (pool, .legacy(.passUnretained(pool)))
         }
         device.dmaPools.add(self)
+        if let tracer = device.tracer, tracer.isEnabled(.dmaPoolCreate) {
+            // The arguments as the caller passed them, as a kprobe on a real host sees them.
+            tracer.record(.dmaPoolCreate, device.traceName, payload: 4 + traceName.recordWords) { [traceName, poolAddress] p in
+                (p[0], p[1], p[2], p[3]) = (UInt64(size), UInt64(align), UInt64(boundary), poolAddress)
+                traceName.write(to: p + 4)
+            }
+        }
     }
 
     /// The corresponding kernel function is `dma_pool_alloc()`: a block's CPU address and
     /// dma address, or nil when no page could be added. Takes the pool lock; may sleep
-    /// to add a page. No heap allocation once the pool has a free block (stack).
+    /// to add a page (a page comes with `gfp`). No heap allocation once the pool has a
+    /// free block (stack).
     @inline(__always)
-    public func alloc() -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? { alloc(zero: false) }
+    public func alloc(_ gfp: GFP = .kernel) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? { alloc(zero: false, gfp: gfp) }
 
     /// The corresponding kernel function is `dma_pool_zalloc()`: alloc with __GFP_ZERO.
-    public func zalloc() -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? { alloc(zero: true) }
+    public func zalloc(_ gfp: GFP = .kernel) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? { alloc(zero: true, gfp: gfp) }
 
     @inline(__always)
-    private func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+    private func alloc(zero: Bool, gfp: GFP) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+        let block: (cpu: UnsafeMutableRawPointer, dma: DMAAddr)?
         switch engine {
-        case .stack(let pool): pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero) }
-        case .rbtree(let pool): pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero) }
-        case .legacy(let pool): pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero) }
+        case .stack(let pool): block = pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero, gfp: gfp) }
+        case .rbtree(let pool): block = pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero, gfp: gfp) }
+        case .legacy(let pool): block = pool._withUnsafeGuaranteedRef { $0.alloc(zero: zero, gfp: gfp) }
+        }
+        if let block, device.traced(.dmaPoolAlloc) { traceBlock(.dmaPoolAlloc, block.cpu, block.dma) }
+        return block
+    }
+
+    /// dmaemu's dma_pool_alloc and dma_pool_free events: the block's addresses.
+    @inline(never)
+    private func traceBlock(_ event: TraceEvent, _ cpu: UnsafeMutableRawPointer, _ dma: DMAAddr) {
+        let vaddr = device.ram.kernelAddress(cpu)
+        device.tracer?.record(event, device.traceName, payload: 3 + traceName.recordWords) { [traceName, poolAddress] p in
+            (p[0], p[1], p[2]) = (vaddr, dma, poolAddress)
+            traceName.write(to: p + 3)
         }
     }
 
     /// The corresponding kernel function is `dma_pool_free()`. Takes the pool lock; never sleeps.
     public func free(_ cpu: UnsafeMutableRawPointer, dma: DMAAddr) {
+        if device.traced(.dmaPoolFree) { traceBlock(.dmaPoolFree, cpu, dma) }
         switch engine {
         case .stack(let pool): pool._withUnsafeGuaranteedRef { $0.free(cpu, dma: dma) }
         case .rbtree(let pool): pool._withUnsafeGuaranteedRef { $0.free(cpu, dma: dma) }
@@ -88,6 +117,12 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
     /// the pool busy and leaks them while blocks are still out. The pool allocates
     /// nothing afterwards. May sleep.
     public func destroy() {
+        if let tracer = device.tracer, tracer.isEnabled(.dmaPoolDestroy) {
+            tracer.record(.dmaPoolDestroy, device.traceName, payload: 1 + traceName.recordWords) { [traceName, poolAddress] p in
+                p[0] = poolAddress
+                traceName.write(to: p + 1)
+            }
+        }
         device.dmaPools.remove(self)
         switch engine {
         case .stack(let pool): pool.takeUnretainedValue().destroy()

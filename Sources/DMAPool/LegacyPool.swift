@@ -28,7 +28,7 @@ final class LegacyPool: @unchecked Sendable {  // block memory is only touched u
     }
 
     /// The corresponding kernel function is `dma_pool_alloc()` (v6.3).
-    func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+    func alloc(zero: Bool, gfp: GFP) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         let allocation = context.allocation
         var block = state.withLock { state -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? in
             var index = state.pages.count - 1
@@ -39,7 +39,7 @@ final class LegacyPool: @unchecked Sendable {  // block memory is only touched u
             return nil
         }
         if block == nil {
-            guard let page = context.allocPage() else { return nil }
+            guard let page = context.allocPage(gfp) else { return nil }
             let chain = context.initialiseChain(page)
             block = state.withLock { state in
                 guard !state.destroyed else { return nil }

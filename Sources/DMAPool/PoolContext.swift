@@ -21,8 +21,8 @@ struct PoolContext: Sendable {
 
     /// The corresponding kernel function is `pool_alloc_page()`; in debug the whole
     /// allocation is poisoned with POOL_POISON_FREED before its blocks are linked.
-    func allocPage() -> PoolPage? {
-        guard let (vaddr, dma) = device.allocCoherent(size: allocation) else { return nil }
+    func allocPage(_ gfp: GFP) -> PoolPage? {
+        guard let (vaddr, dma) = device.allocCoherent(size: allocation, gfp: gfp.subtracting(.zero)) else { return nil }
         if debug { vaddr.initializeMemory(as: UInt8.self, repeating: poolPoisonFreed, count: allocation) }
         return PoolPage(vaddr: vaddr, dma: dma)
     }

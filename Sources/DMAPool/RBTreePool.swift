@@ -39,13 +39,13 @@ final class RBTreePool: @unchecked Sendable {  // block memory is only touched u
         state.withLock { ($0.tree.nodes.count, $0.tree.blackHeight()) }
     }
 
-    func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+    func alloc(zero: Bool, gfp: GFP) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         var block = state.withLock { state -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? in
             guard state.availHead >= 0 else { return nil }
             return take(&state, Int(state.availHead), zero: zero)
         }
         if block == nil {
-            guard let page = context.allocPage() else { return nil }
+            guard let page = context.allocPage(gfp) else { return nil }
             let chain = context.initialiseChain(page)
             block = state.withLock { state in
                 guard !state.destroyed else { return nil }

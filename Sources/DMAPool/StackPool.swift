@@ -38,10 +38,10 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
     /// The corresponding kernel function is `dma_pool_alloc()`. Takes the pool lock once,
     /// twice when a page must be added (the page is allocated with the lock dropped).
     @inline(__always)
-    func alloc(zero: Bool) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
+    func alloc(zero: Bool, gfp: GFP) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         var block = state.withLock { $0.destroyed ? nil : Self.pop(&$0) }
         if block == nil {
-            guard let page = context.allocPage() else { return nil }
+            guard let page = context.allocPage(gfp) else { return nil }
             block = state.withLock { state in
                 guard !state.destroyed else { return nil }
                 initialise(&state, page)

@@ -1,6 +1,7 @@
 // Config/dmaemu.toml: parsed with TOMLKit, then checked against the schema below, so that
 // an unknown key, a wrong type or a bad value is an error naming the key and its line.
 import DMAPool
+import Lib
 import SWIOTLB
 import SystemPackage
 import TOMLKit
@@ -64,8 +65,15 @@ extension MachineConfig {
         }
         try reader.onlyKeys(root, ["machine", "swiotlb", "dmapool", "dma", "device", "restricted_pool"], section: nil)
         if let machine = try reader.table(root, "machine") {
-            try reader.onlyKeys(machine, ["ram"], section: "machine")
+            try reader.onlyKeys(machine, ["ram", "kernel"], section: "machine")
             if let ram = try reader.size(machine, "ram", section: "machine", minimum: 32 * 4096) { ramBytes = UInt64(ram) }
+            if let version = try reader.string(machine, "kernel", section: "machine") {
+                guard let known = KernelVersion(rawValue: version) else {
+                    let names = KernelVersion.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw reader.error("machine.kernel", "machine", "must be one of \(names), not '\(version)'")
+                }
+                kernel = known
+            }
         }
         if let table = try reader.table(root, "swiotlb") { try readSWIOTLB(table, reader) }
         if let table = try reader.table(root, "dmapool") {

@@ -5,10 +5,12 @@ import ControlFS
 import ControlSurface
 import DMCrypt
 import Drivers
+import Lib
 import PhysicalMemory
 import Printk
 import SWIOTLB
 import SystemPackage
+import Trace
 
 public enum MachineError: Error, CustomStringConvertible {
     case memory(PhysicalMemoryError)
@@ -51,7 +53,8 @@ public final class Machine: Sendable {
             }
             restricted[pool.name] = mem
         }
-        var platform = Platform(ram: ram, swiotlb: IOTLBMem(ram: ram, config: config.swiotlb), restrictedPools: restricted)
+        let tracer = Tracer(kernel: config.kernel, cpus: CPU.online)
+        var platform = Platform(ram: ram, swiotlb: IOTLBMem(ram: ram, config: config.swiotlb), restrictedPools: restricted, tracer: tracer)
         platform.dmapoolAlgorithm = config.dmapoolAlgorithm
         platform.dmapoolDebug = config.dmapoolDebug
         platform.dmaDebug = config.dmaDebug

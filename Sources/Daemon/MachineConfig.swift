@@ -1,6 +1,7 @@
 // The emulated machine's description: what Config/dmaemu.toml says, and what dmaemud
 // runs with when given no file.
 import DMAPool
+import Lib
 import SWIOTLB
 
 public struct MachineConfig: Sendable {
@@ -17,6 +18,8 @@ public struct MachineConfig: Sendable {
     }
 
     public var ramBytes: UInt64 = 8 << 30
+    /// The kernel whose behaviour and formats the machine has.
+    public var kernel: KernelVersion = .v6_12
     public var swiotlb = SWIOTLBConfig()
     public var dmapoolAlgorithm: DMAPoolAlgorithm = .stack
     public var dmapoolDebug = false

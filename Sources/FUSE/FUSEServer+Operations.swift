@@ -23,6 +23,10 @@ extension FUSEServer {
             attr.st_mode = S_IFREG | mode_t(node.mode)
             attr.st_nlink = 1
             attr.st_size = off_t(block.size())
+        } else if node is ControlStream {
+            // A pipe-like file has no size, as tracefs's trace_pipe.
+            attr.st_mode = S_IFREG | mode_t(node.mode)
+            attr.st_nlink = 1
         } else {
             // A nominal page, as sysfs reports for every attribute.
             attr.st_mode = S_IFREG | mode_t(node.mode)
@@ -139,9 +143,18 @@ extension FUSEServer {
         }
         let accepted = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW
             | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME
-        guard toSet & ~accepted == 0, (node as? ControlAttribute)?.isWritable == true || node is ControlBlockFile else {
+        let attribute = node as? ControlAttribute
+        guard toSet & ~accepted == 0, attribute?.isWritable == true || node is ControlBlockFile else {
             fuse_reply_err(req, EPERM)
             return
+        }
+        if toSet & FUSE_SET_ATTR_SIZE != 0, let attribute {
+            do throws(Errno) {
+                try attribute.truncated()
+            } catch {
+                fuse_reply_err(req, error.rawValue)
+                return
+            }
         }
         var attr = server.attributes(node, ino)
         fuse_reply_attr(req, &attr, cacheSeconds)
@@ -153,6 +166,18 @@ extension FUSEServer {
             // Every read and write goes to the driver, none to the page cache.
             fi.pointee.fh = server.handles.open(.block(block))
             fi.pointee.direct_io = 1
+            fuse_reply_open(req, fi)
+            return
+        }
+        if let fi, let stream = server.inodes.node(ino) as? ControlStream {
+            guard fi.pointee.flags & O_ACCMODE == O_RDONLY else {
+                fuse_reply_err(req, EACCES)
+                return
+            }
+            // No page cache and no seeking: each read is the stream's next bytes.
+            fi.pointee.fh = server.handles.open(.stream(stream, nonBlocking: fi.pointee.flags & O_NONBLOCK != 0))
+            fi.pointee.direct_io = 1
+            fi.pointee.nonseekable = 1
             fuse_reply_open(req, fi)
             return
         }
@@ -197,6 +222,10 @@ extension FUSEServer {
             }
             return
         }
+        if let fi, case .stream(let stream, let nonBlocking)? = server.handles.get(fi.pointee.fh) {
+            readStream(req, stream, size, nonBlocking: nonBlocking)
+            return
+        }
         guard let fi, case .file(_, let snapshot)? = server.handles.get(fi.pointee.fh) else {
             fuse_reply_err(req, EBADF)
             return
@@ -205,6 +234,20 @@ extension FUSEServer {
         let end = min(start + size, snapshot.count)
         snapshot.withUnsafeBufferPointer { bytes in
             _ = fuse_reply_buf(req, UnsafeRawPointer(bytes.baseAddress.map { $0 + start }), end - start)
+        }
+    }
+
+    /// A read that may wait for the stream: it gives up when the reader is interrupted
+    /// (a signal: libfuse marks the request) or the server stops.
+    static func readStream(_ req: fuse_req_t?, _ stream: ControlStream, _ size: Int, nonBlocking: Bool) {
+        let server = server(req)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
+        defer { buffer.deallocate() }
+        do throws(Errno) {
+            let n = try stream.read(buffer, nonBlocking) { fuse_req_interrupted(req) != 0 || server.isStopping }
+            fuse_reply_buf(req, buffer.baseAddress, n)
+        } catch {
+            fuse_reply_err(req, error.rawValue)
         }
     }
 

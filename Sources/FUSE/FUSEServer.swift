@@ -120,6 +120,9 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
         return result
     }
 
+    /// Whether the loop is ending: a request that waits (a stream's read) gives up.
+    var isStopping: Bool { stopping.load(ordering: .relaxed) || session.map { fuse_session_exited($0) != 0 } ?? true }
+
     /// Ends the loop from another thread.
     public func stop() {
         guard !stopping.exchange(true, ordering: .relaxed) else { return }

@@ -9,6 +9,7 @@ enum Handle {
 
     case file(ControlAttribute, snapshot: [UInt8])
     case block(ControlBlockFile)
+    case stream(ControlStream, nonBlocking: Bool)
     case directory([Entry])
 }
 

@@ -36,10 +36,15 @@ public final class ConditionLock: @unchecked Sendable {  // the pthread objects 
     public func wait() { pthread_cond_wait(condition, mutex) }
 
     /// As wait(), but returns after `seconds` at the latest.
-    public func wait(seconds: Int) {
+    public func wait(seconds: Int) { wait(milliseconds: seconds * 1000) }
+
+    /// As wait(), but returns after `milliseconds` at the latest.
+    public func wait(milliseconds: Int) {
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)
-        deadline.tv_sec += seconds
+        let nanoseconds = Int(deadline.tv_nsec) + milliseconds % 1000 * 1_000_000
+        deadline.tv_sec += milliseconds / 1000 + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
         _ = pthread_cond_timedwait(condition, mutex, &deadline)
     }
 

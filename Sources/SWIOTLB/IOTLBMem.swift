@@ -62,7 +62,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     /// The machine's default software IO TLB, as swiotlb_init() leaves it: a boot pool
     /// below 4 GiB (memblock_alloc_low), halved until it fits or falls to the minimum.
     /// Returns nil when swiotlb is disabled or no memory could be had.
-    public convenience init?(ram: PhysicalMemory, config: SWIOTLBConfig, cpus: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) {
+    public convenience init?(ram: PhysicalMemory, config: SWIOTLBConfig, cpus: Int = CPU.online) {
         guard !config.disabled else { return nil }
         let log = ram.log
         var nareas = config.nareas ?? roundUpPowerOfTwo(max(cpus, 1))
@@ -187,7 +187,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         -> (pool: Unmanaged<IOTLBPool>, index: Int)?
     {
         guard request.allocSize <= IOTLB.segmentSize * IOTLB.size else { return nil }
-        let cpu = cpu ?? currentCPU()
+        let cpu = cpu ?? CPU.current
         let count = poolCount.load(ordering: .acquiring)
         for offset in 0..<defaultNareas {
             var p = count - 1

@@ -3,6 +3,7 @@ import Dispatch
 import PhysicalMemory
 import SWIOTLB
 import Testing
+import Trace
 
 /// A 5 GiB machine (Normal zone from 4 GiB), a 1 MiB swiotlb at 16 MiB, and a 32-bit
 /// device with dma-debug on: buffers above 4 GiB bounce, buffers below do not.
@@ -11,7 +12,7 @@ struct Rig {
     let mem: IOTLBMem
     let device: Device
 
-    init(force: Bool = false, dynamic: Bool = true, dmaDebug: Bool = true) throws {
+    init(force: Bool = false, dynamic: Bool = true, dmaDebug: Bool = true, tracer: Tracer? = nil) throws {
         ram = try PhysicalMemory(size: 5 << 30)
         var config = SWIOTLBConfig()
         config.nslabs = 512
@@ -19,7 +20,7 @@ struct Rig {
         config.force = force
         config.dynamic = dynamic
         mem = try #require(IOTLBMem(ram: ram, config: config))
-        device = Device(name: "0000:00:05.0", ram: ram, swiotlb: mem, dmaDebug: dmaDebug)
+        device = Device(name: "0000:00:05.0", ram: ram, swiotlb: mem, dmaDebug: dmaDebug, tracer: tracer)
     }
 
     /// A page above 4 GiB (the Normal zone serves first) and one below.

@@ -4,6 +4,8 @@
 // buddy allocator's alloc_pages + __free_pages. Each setup warms the path first (the
 // pool has its pages, swiotlb its pool), so mallocCountTotal is the steady state's: 0 on
 // every one of them, which Thresholds/ holds and `benchmark thresholds check` verifies.
+// The `.traced` variants run with every dma, swiotlb and dmapool event enabled: an event
+// is words copied into the CPU's ring, so they too allocate nothing.
 // Names have no spaces: the harness writes threshold files with spaces turned to '_'
 // but looks them up by the raw name.
 import Benchmark
@@ -12,6 +14,7 @@ import DMAPool
 import Mempool
 import PhysicalMemory
 import SWIOTLB
+import Trace
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
@@ -26,11 +29,14 @@ let benchmarks: @Sendable () -> Void = {
     pageAllocatorBenchmarks()
 }
 
-/// A 64-bit device on an 8 GiB machine (pages above 4 GiB exist, for the bounce cases).
-func benchDevice(swiotlb: Bool = false) throws -> Device {
+/// A 64-bit device on an 8 GiB machine (pages above 4 GiB exist, for the bounce cases),
+/// with every event of a 6.12 machine enabled when `traced`.
+func benchDevice(swiotlb: Bool = false, traced: Bool = false) throws -> Device {
     let ram = try PhysicalMemory()
     let mem = swiotlb ? IOTLBMem(ram: ram, config: SWIOTLBConfig()) : nil
-    let device = Device(name: "0000:01:00.0", ram: ram, swiotlb: mem)
+    let tracer = traced ? Tracer(kernel: .v6_12) : nil
+    tracer?.enable(tracer!.events, true)
+    let device = Device(name: "0000:01:00.0", ram: ram, swiotlb: mem, tracer: tracer)
     device.dmaMask = dmaBitMask(64)
     device.coherentDMAMask = dmaBitMask(64)
     return device
@@ -40,8 +46,8 @@ func benchDevice(swiotlb: Bool = false) throws -> Device {
 /// I/Os: the legacy free walks its page list, so its cost depends on the pages held.
 final class BusyPool {
     let pool: DMAPool
-    init(_ algorithm: DMAPoolAlgorithm) throws {
-        pool = try DMAPool(name: "bench", device: try benchDevice(), size: 128, align: 16, algorithm: algorithm)
+    init(_ algorithm: DMAPoolAlgorithm, traced: Bool = false) throws {
+        pool = try DMAPool(name: "bench", device: try benchDevice(traced: traced), size: 128, align: 16, algorithm: algorithm)
         for _ in 0..<1024 { _ = pool.alloc() }
         // One more page's worth, freed again: the measured alloc never adds a page.
         var spare: [(cpu: UnsafeMutableRawPointer, dma: DMAAddr)] = []
@@ -51,15 +57,15 @@ final class BusyPool {
 }
 
 func dmaPoolBenchmarks() {
-    for algorithm in [DMAPoolAlgorithm.stack, .rbtree, .legacy] {
-        Benchmark("dma_pool_alloc+free.\(algorithm.rawValue).128B.1024-held") { benchmark, held in
+    for (algorithm, traced) in [(DMAPoolAlgorithm.stack, false), (.rbtree, false), (.legacy, false), (.stack, true)] {
+        Benchmark("dma_pool_alloc+free.\(algorithm.rawValue).128B.1024-held\(traced ? ".traced" : "")") { benchmark, held in
             let pool = held.pool
             for _ in benchmark.scaledIterations {
                 let block = pool.alloc()!
                 pool.free(block.cpu, dma: block.dma)
             }
         } setup: {
-            try BusyPool(algorithm)
+            try BusyPool(algorithm, traced: traced)
         }
     }
 }
@@ -70,8 +76,8 @@ final class MappedBuffer {
     let device: Device
     let phys: PhysAddr
     let size: Int
-    init(pages: Int, bounced: Bool) throws {
-        device = try benchDevice(swiotlb: true)
+    init(pages: Int, bounced: Bool, traced: Bool = false) throws {
+        device = try benchDevice(swiotlb: true, traced: traced)
         var order = 0
         while 1 << order < pages { order += 1 }
         phys = device.ram.allocPages(order: order)!
@@ -84,8 +90,8 @@ final class MappedBuffer {
 }
 
 func streamingBenchmarks() {
-    for (pages, bounced) in [(1, false), (16, false), (1, true), (16, true)] {
-        let name = "dma_map_single+unmap.\(pages * 4)KiB.TO_DEVICE.\(bounced ? "bounced" : "direct")"
+    for (pages, bounced, traced) in [(1, false, false), (16, false, false), (1, true, false), (16, true, false), (1, true, true)] {
+        let name = "dma_map_single+unmap.\(pages * 4)KiB.TO_DEVICE.\(bounced ? "bounced" : "direct")\(traced ? ".traced" : "")"
         // A bounced 64 KiB map copies 64 KiB: a thousand of them per iteration is too coarse.
         let configuration = Benchmark.Configuration(scalingFactor: bounced && pages > 1 ? .one : .kilo)
         Benchmark(name, configuration: configuration) { benchmark, buffer in
@@ -95,7 +101,7 @@ func streamingBenchmarks() {
                 device.unmapSingle(dma, size: size, .toDevice)
             }
         } setup: {
-            try MappedBuffer(pages: pages, bounced: bounced)
+            try MappedBuffer(pages: pages, bounced: bounced, traced: traced)
         }
     }
 }

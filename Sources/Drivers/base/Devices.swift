@@ -11,6 +11,7 @@ import Locking
 import PhysicalMemory
 import SWIOTLB
 import SystemPackage
+import Trace
 
 /// What the machine gives the devices on it.
 public struct Platform: Sendable {
@@ -22,11 +23,14 @@ public struct Platform: Sendable {
     public var dmapoolAlgorithm: DMAPoolAlgorithm = .stack
     public var dmapoolDebug = false
     public var dmaDebug = false
+    /// The machine's tracing (kernel/tracing/), if it has any.
+    public let tracer: Tracer?
 
-    public init(ram: PhysicalMemory, swiotlb: IOTLBMem?, restrictedPools: [String: IOTLBMem] = [:]) {
+    public init(ram: PhysicalMemory, swiotlb: IOTLBMem?, restrictedPools: [String: IOTLBMem] = [:], tracer: Tracer? = nil) {
         self.ram = ram
         self.swiotlb = swiotlb
         self.restrictedPools = restrictedPools
+        self.tracer = tracer
     }
 }
 
@@ -92,7 +96,7 @@ public final class Devices: @unchecked Sendable {  // `list` is guarded; `observ
         let bus = type(of: instance).bus
         let dma = Device(
             name: name, ram: platform.ram, bus: bus, swiotlb: bus == "pci" ? mem : nil, dmaDebug: platform.dmaDebug,
-            dmaMask: dmaBitMask(bits), coherentDMAMask: dmaBitMask(bits))
+            dmaMask: dmaBitMask(bits), coherentDMAMask: dmaBitMask(bits), tracer: platform.tracer)
         let emulated = EmulatedDevice(
             driver: instance, name: name, device: dma, algorithm: algorithm, debug: platform.dmapoolDebug, devices: self)
         try list.withLock { (list) throws(Errno) in

@@ -121,7 +121,8 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             }
         }
         let alloc = { (pool: NVMePool) -> HeldBlock? in
-            guard let block = (pool == .small ? controller.smallPool : controller.pagePool).alloc() else { return nil }
+            // nvme_pci_setup_prps(): GFP_ATOMIC, in the submission path.
+            guard let block = (pool == .small ? controller.smallPool : controller.pagePool).alloc(.atomic) else { return nil }
             return HeldBlock(cpu: block.cpu, dma: block.dma)
         }
         let built = NVMeDescriptors.useSGLs(list, bytes: command.bytes, threshold: controller.sglThreshold)
