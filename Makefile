@@ -30,6 +30,7 @@ build:
 
 test: deps build check-architecture
 	$(SWIFT) test
+	tools/testing/record-test.sh
 	$(MAKE) bench-malloc
 
 # ARCHITECTURE.md's module table against Package.swift and the sources' imports.
@@ -46,7 +47,10 @@ run: deps
 # libfuse3, not the toolchain. Under DESTDIR (a package, a VM image) systemd is not told.
 install: deps
 	$(SWIFT) build -c release --product dmaemud --static-swift-stdlib --scratch-path .build-static
+	$(SWIFT) build -c release --product dmaemu-replay --static-swift-stdlib --scratch-path .build-static
 	install -D -m 0755 .build-static/release/dmaemud $(DESTDIR)$(PREFIX)/bin/dmaemud
+	install -D -m 0755 .build-static/release/dmaemu-replay $(DESTDIR)$(PREFIX)/bin/dmaemu-replay
+	install -D -m 0755 tools/dmaemu-record $(DESTDIR)$(PREFIX)/bin/dmaemu-record
 	sed 's|/usr/local/|$(PREFIX)/|g' systemd/dmaemu.service > .build-static/dmaemu.service
 	install -D -m 0644 .build-static/dmaemu.service $(DESTDIR)/etc/systemd/system/dmaemu.service
 	[ -e $(DESTDIR)/etc/dmaemu/dmaemu.toml ] || install -D -m 0644 Config/dmaemu.toml $(DESTDIR)/etc/dmaemu/dmaemu.toml
@@ -55,7 +59,8 @@ install: deps
 
 uninstall:
 	-systemctl disable --now dmaemu.service 2>/dev/null
-	rm -f $(DESTDIR)$(PREFIX)/bin/dmaemud $(DESTDIR)/etc/systemd/system/dmaemu.service
+	rm -f $(DESTDIR)$(PREFIX)/bin/dmaemud $(DESTDIR)$(PREFIX)/bin/dmaemu-replay $(DESTDIR)$(PREFIX)/bin/dmaemu-record
+	rm -f $(DESTDIR)/etc/systemd/system/dmaemu.service
 	@echo "kept /etc/dmaemu/dmaemu.toml (remove it by hand if you no longer want it)"
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/dmaemu
 	-systemctl daemon-reload 2>/dev/null
@@ -99,7 +104,7 @@ sanitize: deps
 # crash stops here with the input's path: copy it into Fuzz/Corpus/<target>/crash-<what>
 # (FuzzTests replays it in `make test`) and fix the parser.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := store io map_benchmark swiotlb config
+FUZZ_TARGETS := store io map_benchmark swiotlb config trace
 fuzz: deps
 	@mkdir -p Fuzz/.work
 	@# The linker warns about every ASan symbol it cannot export: the log keeps them.

@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "dmaemud", targets: ["dmaemud"]),
         .executable(name: "dmaemu-bench", targets: ["dmaemu-bench"]),
+        .executable(name: "dmaemu-replay", targets: ["dmaemu-replay"]),
         // The engines, for the micro-benchmarks of Benchmarks/ and the fuzzers of Fuzz/.
         .library(name: "PhysicalMemory", targets: ["PhysicalMemory"]),
         .library(name: "SWIOTLB", targets: ["SWIOTLB"]),
@@ -57,6 +58,9 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]),
 
+        // A real host's trace replayed on the engines, on any parameters.
+        .target(name: "Replay", dependencies: ["DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Lib", systemPackage]),
+
         // The control tree and how it is served.
         .target(name: "ControlFS", dependencies: ["Locking", systemPackage]),
         .target(
@@ -85,11 +89,17 @@ let package = Package(
         .executableTarget(
             name: "dmaemu-bench",
             dependencies: [
-                "Daemon", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib",
+                "Daemon", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", "Trace", "Replay",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "dmaemu-replay",
+            dependencies: [
+                "Replay", "Daemon", "DMAPool", "SWIOTLB", "Lib",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // The fuzz targets: Fuzz/ links them with libFuzzer, FuzzingTests replays their corpus.
-        .target(name: "Fuzzing", dependencies: ["Daemon", "ControlSurface", "Block", "ControlFS", "SWIOTLB", "PhysicalMemory"]),
+        .target(name: "Fuzzing", dependencies: ["Daemon", "ControlSurface", "Block", "ControlFS", "SWIOTLB", "PhysicalMemory", "Replay"]),
 
         .testTarget(name: "LockingTests", dependencies: ["Locking"]),
         .testTarget(name: "LibTests", dependencies: ["Lib", systemPackage]),
@@ -98,6 +108,7 @@ let package = Package(
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
         .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking", "Lib"]),
         .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "DMA", "DMAPool", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking", "Trace"]),
         .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory", "Locking"]),
         .testTarget(name: "BlockTests", dependencies: ["Block", "DMA", "SWIOTLB", "PhysicalMemory", "Lib", systemPackage]),

@@ -19,6 +19,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case swiotlb
     /// A dmaemu.toml configuration file.
     case config
+    /// A recording or saved trace, for dmaemu-replay.
+    case trace
 
     public func run(_ input: UnsafeRawBufferPointer) {
         switch self {
@@ -27,6 +29,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .mapBenchmark: _ = try? MapBenchmarkFile.parameters(text(input))
         case .swiotlb: _ = try? SWIOTLBConfig(kernelParameter: text(input))
         case .config: _ = try? MachineConfig(toml: text(input), file: "fuzz.toml")
+        case .trace: TraceFuzzer.run(input)
         }
     }
 

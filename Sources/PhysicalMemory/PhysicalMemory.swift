@@ -157,6 +157,16 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
         return nil
     }
 
+    /// memblock_reserve() of a range the boot log names: [phys, phys + bytes) taken for
+    /// good, where it lay on the machine a recording came from. False, and nothing taken,
+    /// unless the range is page-aligned, inside one zone and still wholly free.
+    public func reserveContiguous(at phys: PhysAddr, bytes: Int) -> Bool {
+        let pfn = PFN(phys >> PhysAddr(Self.pageShift))
+        let pages = (bytes + Self.pageSize - 1) >> Self.pageShift
+        guard phys & PhysAddr(Self.pageSize - 1) == 0, let zone = zone(of: pfn), zone.contains(pfn + pages - 1) else { return false }
+        return zone.reserve(at: pfn, pages: pages)
+    }
+
     func zone(of pfn: PFN) -> Zone? {
         for zone in zones where zone.contains(pfn) { return zone }
         return nil

@@ -118,20 +118,42 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
                 let first = free[runStart]
                 guard first + pages <= endLimit else { return nil }
                 for pfn in free[runStart...i] { unlink(&area, pfn, PhysicalMemory.maxOrder) }
-                var tail = first + pages
-                while tail < first + blocks * blockPages {  // give back the unused tail
-                    var order = 0
-                    while order < PhysicalMemory.maxOrder && tail & ((2 << order) - 1) == 0
-                        && tail + (2 << order) <= first + blocks * blockPages
-                    {
-                        order += 1
-                    }
-                    link(&area, tail, order, atTail: false)
-                    tail += 1 << order
-                }
+                giveBack(&area, from: first + pages, to: first + blocks * blockPages)
                 return first
             }
             return nil
+        }
+    }
+
+    /// Takes [first, first + pages) out of the allocator for good, as a memblock
+    /// reservation at a fixed address does; the max-order blocks around it must all be
+    /// free (as at boot), and what they hold outside the range is given back. False, and
+    /// nothing taken, otherwise.
+    func reserve(at first: PFN, pages: Int) -> Bool {
+        let blockPages = 1 << PhysicalMemory.maxOrder
+        let start = first & ~(blockPages - 1)
+        let end = (first + pages + blockPages - 1) & ~(blockPages - 1)
+        guard pages > 0, start >= startPFN, end <= endPFN else { return false }
+        return area.withLock { area in
+            let blocks = stride(from: start, to: end, by: blockPages)
+            guard blocks.allSatisfy({ Int(memMap[$0].freeOrder) == PhysicalMemory.maxOrder + 1 }) else { return false }
+            for pfn in blocks { unlink(&area, pfn, PhysicalMemory.maxOrder) }
+            giveBack(&area, from: start, to: first)
+            giveBack(&area, from: first + pages, to: end)
+            return true
+        }
+    }
+
+    /// Frees [from, to) in the largest aligned blocks that fit.
+    private func giveBack(_ area: inout FreeArea, from: PFN, to end: PFN) {
+        var pfn = from
+        while pfn < end {
+            var order = 0
+            while order < PhysicalMemory.maxOrder && pfn & ((2 << order) - 1) == 0 && pfn + (2 << order) <= end {
+                order += 1
+            }
+            link(&area, pfn, order, atTail: false)
+            pfn += 1 << order
         }
     }
 

@@ -35,6 +35,7 @@ extension IOTLBMem {
             origAddr: origAddr, allocSize: size, allocAlignMask: allocAlignMask, minAlignMask: limits.minAlignMask,
             segmentBoundaryMask: limits.segmentBoundaryMask)
         guard let (pool, first) = findSlots(client, request, dmaLimit: limits.dmaLimit, mayBlock: mayBlock, cpu: cpu) else {
+            noteFull(size: size)
             if warn { reportFull(client, size: size) }
             return nil
         }
@@ -80,7 +81,7 @@ extension IOTLBMem {
         _ client: IOTLBClient, _ pool: IOTLBPool, _ tlbAddr: PhysAddr, size: Int, _ copy: IOTLBPool.Copy,
         limits: IOTLBDeviceLimits
     ) {
-        guard let (copied, overflow) = pool.bounce(tlbAddr, size: size, copy, minAlignMask: limits.minAlignMask, ram: ram)
+        guard let (copied, overflow) = pool.bounce(tlbAddr, size: size, copy, minAlignMask: limits.minAlignMask, ram: ram, moveData: movesData)
         else { return }
         if let overflow { reportOverflow(client, allocSize: overflow, size: size) }
         _ = copied

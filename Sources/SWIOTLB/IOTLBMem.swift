@@ -39,6 +39,8 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     public let confidential: ConfidentialComputing?
     /// CONFIG_DEBUG_FS's exact counters (see SWIOTLBConfig.debugfsCounters).
     public let debugfsCounters: Bool
+    /// SWIOTLBConfig.movesData.
+    let movesData: Bool
 
     private static let maxPools = 4096
     private let poolTable: UnsafeMutablePointer<Unmanaged<IOTLBPool>>
@@ -54,6 +56,9 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     private let transientSlabs = PaddedCounter()
 
     private let growPending = Atomic(false)
+    private let fullCount = Atomic<Int>(0)
+    private let lastFullSize = Atomic<Int>(0)
+    private let transientMade = Atomic<Int>(0)
     private let growth = DispatchGroup()
     private let fullReport = RateLimit()
     private let growFailReport = RateLimit()
@@ -65,8 +70,12 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     public convenience init?(ram: PhysicalMemory, config: SWIOTLBConfig, cpus: Int = CPU.online) {
         guard !config.disabled else { return nil }
         let log = ram.log
-        var nareas = config.nareas ?? roundUpPowerOfTwo(max(cpus, 1))
         var nslabs = config.nslabs
+        if let adjusted = config.adjustedForEncryptedMemory(totalMemory: ram.size) {
+            nslabs = adjusted.nslabs
+            log.printk(.info, "software IO TLB: SWIOTLB bounce buffer size adjusted to \(adjusted.reportedBytes >> 20)MB")
+        }
+        var nareas = config.nareas ?? roundUpPowerOfTwo(max(cpus, 1))
         log.printk(.info, "software IO TLB: area num \(nareas).")
         // round_up_default_nslabs(): room for a segment per area, and a power of two.
         if nslabs < IOTLB.segmentSize * nareas || nslabs & (nslabs - 1) != 0 {
@@ -76,6 +85,13 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         nareas = limitNareas(nareas, nslabs)
         let lowLimit: PhysAddr = 4 << 30
         var start: PhysAddr?
+        if let at = config.bootAddress {
+            if ram.reserveContiguous(at: at, bytes: nslabs << IOTLB.shift) {
+                start = at
+            } else {
+                log.printk(.warning, "software IO TLB: [mem 0x\(hex(at, 16))] is not free RAM here: placed as memblock_alloc_low() would")
+            }
+        }
         while start == nil {
             start = ram.reserveContiguous(bytes: nslabs << IOTLB.shift, limit: lowLimit)
             guard start == nil else { break }
@@ -89,7 +105,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         self.init(
             ram: ram, name: "", forceBounce: config.force || config.confidential != nil, forAlloc: false,
             canGrow: config.dynamic, physLimit: lowLimit, defaultNslabs: nslabs, defaultNareas: nareas,
-            confidential: config.confidential, debugfsCounters: config.debugfsCounters)
+            confidential: config.confidential, debugfsCounters: config.debugfsCounters, movesData: config.movesData)
         let pool = IOTLBPool(
             start: start!, vaddr: ram.virt(start!), nslabs: nslabs, nareas: nareas, transient: false, source: .reserved)
         decrypt(pages: (nslabs << IOTLB.shift) / PhysicalMemory.pageSize)
@@ -109,7 +125,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         }
         self.init(
             ram: ram, name: name, forceBounce: true, forAlloc: true, canGrow: false, physLimit: 4 << 30,
-            defaultNslabs: nslabs, defaultNareas: 1, confidential: nil, debugfsCounters: true)
+            defaultNslabs: nslabs, defaultNareas: 1, confidential: nil, debugfsCounters: true, movesData: true)
         addPool(IOTLBPool(start: start, vaddr: ram.virt(start), nslabs: nslabs, nareas: 1, transient: false, source: .reserved))
         ram.log.printk(
             .info, "Reserved memory: created restricted DMA pool at 0x\(hex(start, 16)), size \(bytes >> 20) MiB")
@@ -117,9 +133,10 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
 
     private init(
         ram: PhysicalMemory, name: String, forceBounce: Bool, forAlloc: Bool, canGrow: Bool, physLimit: PhysAddr,
-        defaultNslabs: Int, defaultNareas: Int, confidential: ConfidentialComputing?, debugfsCounters: Bool
+        defaultNslabs: Int, defaultNareas: Int, confidential: ConfidentialComputing?, debugfsCounters: Bool, movesData: Bool
     ) {
         self.debugfsCounters = debugfsCounters
+        self.movesData = movesData
         self.ram = ram
         self.name = name
         self.forceBounce = forceBounce
@@ -215,6 +232,7 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         }
         client.transientPools.withLock { $0.append(pool) }
         transientSlabs.add(pool.nslabs)
+        transientMade.wrappingAdd(1, ordering: .relaxed)
         incUsed(nslots)
         markUsesIOTLB(client)
         return (.passUnretained(pool), index)  // the device's list keeps it until unmap
@@ -341,6 +359,17 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     private func decrypt(pages: Int) { ndelay((confidential?.decryptNsPerPage ?? 0) * pages) }
 
     // MARK: - Reports
+
+    /// Maps that found no slots (each a "swiotlb buffer is full", printed or not: the
+    /// printk is rate-limited and NO_WARN skips it), and the last one's size; transient
+    /// pools made. A replay reads these around each map.
+    public var fullMaps: (count: Int, lastSize: Int) { (fullCount.load(ordering: .relaxed), lastFullSize.load(ordering: .relaxed)) }
+    public var transientPoolsMade: Int { transientMade.load(ordering: .relaxed) }
+
+    func noteFull(size: Int) {
+        lastFullSize.store(size, ordering: .relaxed)
+        fullCount.wrappingAdd(1, ordering: .relaxed)
+    }
 
     /// "swiotlb buffer is full", at most 10 per 5 seconds.
     func reportFull(_ client: IOTLBClient, size: Int) {

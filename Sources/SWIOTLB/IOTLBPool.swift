@@ -7,6 +7,10 @@
 import Locking
 import PhysicalMemory
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public final class IOTLBPool: @unchecked Sendable {  // slots of an area are touched only under its lock
     struct Area {
         var used = 0
@@ -54,7 +58,20 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
         for i in 0..<nareas {
             (areaBase + i * areaStride).bindMemory(to: SpinLock<Area>.self, capacity: 1).initialize(to: SpinLock(Area()))
         }
-        vaddr.initializeMemory(as: UInt8.self, repeating: 0, count: nslabs << IOTLB.shift)
+        Self.zero(vaddr, bytes: nslabs << IOTLB.shift)
+    }
+
+    /// The region starts zeroed, as memblock and the page allocator hand it out. A large
+    /// one is given back to the kernel instead of written (MADV_DONTNEED on private
+    /// anonymous memory reads as zeros again): a 1 GiB pool then costs nothing until
+    /// slots are used, as on a machine whose RAM is already there.
+    static func zero(_ vaddr: UnsafeMutableRawPointer, bytes: Int) {
+        if bytes >= 2 << 20 && Int(bitPattern: vaddr) & (PhysicalMemory.pageSize - 1) == 0
+            && madvise(vaddr, bytes, MADV_DONTNEED) == 0
+        {
+            return
+        }
+        vaddr.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
     }
 
     deinit {
@@ -207,7 +224,9 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
     /// The corresponding kernel function is `swiotlb_bounce()`: copies between the bounce
     /// slot holding `tlbAddr` and the original, from any offset into the mapping. Returns
     /// the bytes copied, or nil when the slot holds no original (padding, or free).
-    func bounce(_ tlbAddr: PhysAddr, size: Int, _ copy: Copy, minAlignMask: UInt64, ram: PhysicalMemory) -> (copied: Int, overflow: Int?)? {
+    func bounce(
+        _ tlbAddr: PhysAddr, size: Int, _ copy: Copy, minAlignMask: UInt64, ram: PhysicalMemory, moveData: Bool = true
+    ) -> (copied: Int, overflow: Int?)? {
         let index = Int(tlbAddr - start) >> IOTLB.shift
         var origAddr = slots[index].origAddr
         guard origAddr != IOTLB.invalidPhysAddr else { return nil }
@@ -218,6 +237,7 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
         let length = min(size, allocSize)
         let bounce = vaddr + Int(tlbAddr - start)
         let original = ram.virt(origAddr)
+        guard moveData else { return (length, size > allocSize ? allocSize : nil) }
         switch copy {
         case .toBounce: bounce.copyMemory(from: original, byteCount: length)
         case .fromBounce: original.copyMemory(from: bounce, byteCount: length)

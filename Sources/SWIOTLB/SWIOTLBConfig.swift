@@ -2,6 +2,8 @@
 // command line (`swiotlb=<nslabs>[,<nareas>][,force|noforce]`) and of CONFIG_SWIOTLB_DYNAMIC,
 // plus the confidential-VM model used to reproduce the seed's CoCo table.
 
+import PhysicalMemory
+
 public struct SWIOTLBConfig: Sendable, Equatable {
     /// Slots in the boot pool (default 64 MiB = 32768).
     public var nslabs: Int = IOTLB.defaultBytes >> IOTLB.shift
@@ -17,9 +19,16 @@ public struct SWIOTLBConfig: Sendable, Equatable {
     /// unmap. Without it `used` is the unlocked sum of the areas' counts and there is no
     /// high-water mark, and CPUs no longer share a counter.
     public var debugfsCounters = true
-    /// A confidential VM: every map bounces, and memory handed to swiotlb is decrypted
-    /// (and re-encrypted when a transient pool is freed) at this cost per page.
+    /// A confidential VM: every map bounces, memory handed to swiotlb is decrypted (and
+    /// re-encrypted when a transient pool is freed) at this cost per page, and a boot
+    /// pool of the default size is sized from RAM instead (adjustedForEncryptedMemory).
     public var confidential: ConfidentialComputing?
+    /// Where the boot pool lies, when it must lie where a recorded machine's did ("software
+    /// IO TLB: mapped [mem ...]"); nil places it as memblock_alloc_low() would here.
+    public var bootAddress: PhysAddr?
+    /// Whether bounces copy the data. A replay of a recording has no data to copy: with
+    /// false every slot is found, used and freed as before, and no byte moves.
+    public var movesData = true
 
     public init() {}
 
@@ -68,6 +77,29 @@ public struct ConfidentialComputing: Sendable, Equatable {
         self.decryptNsPerPage = decryptNsPerPage
         self.encryptNsPerPage = encryptNsPerPage
         self.coherentPoolBytes = coherentPoolBytes
+    }
+}
+
+extension SWIOTLBConfig {
+    /// mem_encrypt_setup_arch() and swiotlb_adjust_size(): in a SEV or TDX guest a boot
+    /// pool still of the default size becomes 6% of RAM, clamped to 64 MiB...1 GiB, in
+    /// whole segments (and rounded up to a power of two when the areas are already set).
+    /// Returns the new slot count and the size the kernel reports, or nil to keep it.
+    func adjustedForEncryptedMemory(totalMemory: UInt64) -> (nslabs: Int, reportedBytes: Int)? {
+        guard confidential != nil, nslabs == IOTLB.defaultBytes >> IOTLB.shift else { return nil }
+        var size = min(max(Int(totalMemory * 6 / 100), IOTLB.defaultBytes), 1 << 30)
+        size = (size + IOTLB.size - 1) / IOTLB.size * IOTLB.size
+        var slabs = ((size >> IOTLB.shift) + IOTLB.segmentSize - 1) / IOTLB.segmentSize * IOTLB.segmentSize
+        if let nareas {  // round_up_default_nslabs()
+            if slabs < IOTLB.segmentSize * nareas {
+                slabs = roundUpPowerOfTwo(IOTLB.segmentSize * nareas)
+                size = slabs << IOTLB.shift
+            } else if slabs & (slabs - 1) != 0 {
+                slabs = roundUpPowerOfTwo(slabs)
+                size = slabs << IOTLB.shift
+            }
+        }
+        return (slabs, size)
     }
 }
 

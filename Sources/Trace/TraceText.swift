@@ -86,7 +86,7 @@ extension Tracer {
             let (virt, dma, size, dir, gfp, attrs) = (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
             let address = kernel >= .v6_18 && virt == 0 ? 0 : dma
             return "\(device) dir=\(Self.direction(dir)) dma_addr=\(hex(address)) size=\(size) virt_addr=\(pointer(virt)) "
-                + "flags=\(GFPNames.text(gfp)) attrs=\(attributes(attrs))"
+                + "flags=\(gfp == 0 ? "none" : printFlags(gfp, GFPNames.names)) attrs=\(attributes(attrs))"
         case .dmaFree:
             let (virt, dma, size, dir, attrs) = (reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
             return "\(device) dir=\(Self.direction(dir)) dma_addr=\(hex(dma)) size=\(size) virt_addr=\(pointer(virt)) attrs=\(attributes(attrs))"
@@ -124,24 +124,11 @@ extension Tracer {
 
     /// decode_dma_data_direction().
     static func direction(_ value: UInt64) -> String {
-        switch value {
-        case 0: "BIDIRECTIONAL"
-        case 1: "TO_DEVICE"
-        case 2: "FROM_DEVICE"
-        case 3: "NONE"
-        default: "0x" + String(value, radix: 16)
-        }
+        value < 4 ? TraceSymbols.directions[Int(value)] : "0x" + String(value, radix: 16)
     }
 
     /// decode_dma_attrs(): __print_flags with "|", the bits left over in hex.
-    func attributes(_ value: UInt64) -> String {
-        var names: [(UInt64, String)] = [
-            (1 << 1, "WEAK_ORDERING"), (1 << 2, "WRITE_COMBINE"), (1 << 4, "NO_KERNEL_MAPPING"), (1 << 5, "SKIP_CPU_SYNC"),
-            (1 << 6, "FORCE_CONTIGUOUS"), (1 << 7, "ALLOC_SINGLE_PAGES"), (1 << 8, "NO_WARN"), (1 << 9, "PRIVILEGED"),
-        ]
-        if kernel >= .v6_18 { names.append((1 << 10, "MMIO")) }
-        return printFlags(value, names)
-    }
+    func attributes(_ value: UInt64) -> String { printFlags(value, TraceSymbols.attributes(kernel)) }
 
     /// %p: the pointer itself (hash-ptr off), or as ptr_to_id() hashes it: 32 bits of a
     /// keyed hash chosen at start, zero-padded to 16 digits; NULL and error pointers raw.
@@ -167,36 +154,6 @@ func printFlags(_ value: UInt64, _ names: [(UInt64, String)]) -> String {
     }
     if left != 0 { parts.append("0x" + String(left, radix: 16)) }
     return parts.joined(separator: "|")
-}
-
-/// show_gfp_flags(): trace/events/mmflags.h's names, most bits first; "none" for 0.
-enum GFPNames {
-    static let dma: UInt64 = 1 << 0, highmem: UInt64 = 1 << 1, dma32: UInt64 = 1 << 2, movable: UInt64 = 1 << 3
-    static let reclaimable: UInt64 = 1 << 4, high: UInt64 = 1 << 5, io: UInt64 = 1 << 6, fs: UInt64 = 1 << 7
-    static let zero: UInt64 = 1 << 8, directReclaim: UInt64 = 1 << 10, kswapdReclaim: UInt64 = 1 << 11
-    static let write: UInt64 = 1 << 12, noWarn: UInt64 = 1 << 13, retryMayfail: UInt64 = 1 << 14, noFail: UInt64 = 1 << 15
-    static let noRetry: UInt64 = 1 << 16, memalloc: UInt64 = 1 << 17, comp: UInt64 = 1 << 18, noMemalloc: UInt64 = 1 << 19
-    static let hardwall: UInt64 = 1 << 20, thisNode: UInt64 = 1 << 21, account: UInt64 = 1 << 22, zeroTags: UInt64 = 1 << 23
-    static let reclaim = directReclaim | kswapdReclaim
-    static let kernel = reclaim | io | fs
-    static let user = kernel | hardwall, highUserMovable = user | highmem | movable
-    static let transhugeLight = (highUserMovable | comp | noMemalloc | noWarn) & ~reclaim
-
-    static let names: [(UInt64, String)] = [
-        (transhugeLight | directReclaim, "GFP_TRANSHUGE"), (transhugeLight, "GFP_TRANSHUGE_LIGHT"),
-        (highUserMovable, "GFP_HIGHUSER_MOVABLE"), (user | highmem, "GFP_HIGHUSER"),
-        (user, "GFP_USER"), (kernel | account, "GFP_KERNEL_ACCOUNT"), (kernel, "GFP_KERNEL"),
-        (reclaim | io, "GFP_NOFS"), (high | kswapdReclaim, "GFP_ATOMIC"), (reclaim, "GFP_NOIO"),
-        (kswapdReclaim | noWarn, "GFP_NOWAIT"), (dma, "GFP_DMA"), (highmem, "__GFP_HIGHMEM"), (dma32, "GFP_DMA32"),
-        (high, "__GFP_HIGH"), (io, "__GFP_IO"), (fs, "__GFP_FS"), (noWarn, "__GFP_NOWARN"), (retryMayfail, "__GFP_RETRY_MAYFAIL"),
-        (noFail, "__GFP_NOFAIL"), (noRetry, "__GFP_NORETRY"), (comp, "__GFP_COMP"), (zero, "__GFP_ZERO"),
-        (noMemalloc, "__GFP_NOMEMALLOC"), (memalloc, "__GFP_MEMALLOC"), (hardwall, "__GFP_HARDWALL"), (thisNode, "__GFP_THISNODE"),
-        (reclaimable, "__GFP_RECLAIMABLE"), (movable, "__GFP_MOVABLE"), (account, "__GFP_ACCOUNT"), (write, "__GFP_WRITE"),
-        (reclaim, "__GFP_RECLAIM"), (directReclaim, "__GFP_DIRECT_RECLAIM"), (kswapdReclaim, "__GFP_KSWAPD_RECLAIM"),
-        (zeroTags, "__GFP_ZEROTAGS"),
-    ]
-
-    static func text(_ value: UInt64) -> String { value == 0 ? "none" : printFlags(value, names) }
 }
 
 /// Reads a record's words in order.

@@ -114,6 +114,9 @@ public final class Tracer: @unchecked Sendable {  // the rings are set up under 
 
     private static let replayed = ThreadWord()
 
+    /// Names a replayed task, as the recording's lines name it (saved_cmdlines).
+    public static func nameTask(_ pid: Int32, _ comm: String) { commands.set(pid, comm) }
+
     /// Runs `body` with this thread's events recorded as `context` says.
     public static func replaying<R, E: Error>(as context: UnsafePointer<Context>, _ body: () throws(E) -> R) throws(E) -> R {
         try replayed.with(UnsafeRawPointer(context), body)
@@ -125,16 +128,18 @@ public final class Tracer: @unchecked Sendable {  // the rings are set up under 
     @inline(__always)
     public func record(_ event: TraceEvent, _ device: TraceName, payload: Int, _ fill: (UnsafeMutablePointer<UInt64>) -> Void) {
         let count = 3 + device.recordWords + payload
-        let pid: UInt64, time: UInt64, flags: UInt64
+        let pid: UInt64, time: UInt64?, flags: UInt64
         if let replay = Self.replayed.value {
             let context = replay.assumingMemoryBound(to: Context.self).pointee
             (pid, time, flags) = (UInt64(UInt32(bitPattern: context.pid)), context.nanoseconds, context.flags)
         } else {
-            (pid, time, flags) = (UInt64(UInt32(bitPattern: threadID())), monotonicNs() &- boot, 0)
+            (pid, time, flags) = (UInt64(UInt32(bitPattern: threadID())), nil, 0)
         }
-        _ = rings[CPU.current % rings.count].write(count: count) { record in
+        _ = rings[CPU.current % rings.count].write(count: count) { [boot] record in
             record[0] = UInt64(count) | UInt64(event.rawValue) << 16 | pid << 32
-            record[1] = time
+            // Read under the ring's lock: two threads on one CPU still write it in time order,
+            // as the kernel's reservation with preemption off does.
+            record[1] = time ?? monotonicNs() &- boot
             record[2] = flags
             device.write(to: record + 3)
             fill(record + 3 + device.recordWords)

@@ -30,6 +30,7 @@ func runProgram(_ path: String, _ arguments: [String], environment: [String: Str
 struct CLimits {
     var poolLimit: String?
     var memcpyLimit: String?
+    var traceLimit: String?
     var fuseHello: String?
     var failures: [String] = []
 
@@ -46,6 +47,7 @@ struct CLimits {
         }
         poolLimit = compile("pool_limit")
         memcpyLimit = compile("memcpy_limit")
+        traceLimit = compile("trace_limit")
         let fuseFlags = (try? runProgram("/usr/bin/env", ["pkg-config", "--cflags", "--libs", "fuse3"]))?
             .split(whereSeparator: \.isWhitespace).map(String.init)
         if let fuseFlags { fuseHello = compile("fuse_hello", fuseFlags) } else { failures.append("pkg-config fuse3 failed") }

@@ -22,6 +22,7 @@ enum Report {
         if let io = results.swiotlbIo { text += "\n" + swiotlbIO(io, results.memcpy, images) }
         if !results.dmcrypt.isEmpty { text += "\n" + dmcrypt(results.dmcrypt, results.memcpy, images) }
         if let fuse = results.fuse { text += "\n" + Self.fuse(fuse) }
+        if let trace = results.trace { text += "\n" + Self.trace(trace) }
         if !results.errors.isEmpty {
             text += "\n### Failed\n\n" + results.errors.map { "- \($0)\n" }.joined()
         }
@@ -222,6 +223,24 @@ enum Report {
                  ratio(fuse.echoAllocUs, fuse.echoHelloUs)],
                 ["`echo \(fuse.blocks) > .../alloc`", fixed(fuse.bigEchoMs) + " ms", "the engine alone " + fixed(fuse.engineAllocMs) + " ms",
                  "\(fuse.bigEchoMs - fuse.engineAllocMs >= 0 ? "+" : "")\(fixed(fuse.bigEchoMs - fuse.engineAllocMs)) ms"],
+            ])
+    }
+
+    static func trace(_ result: TraceResult) -> String {
+        let perEvent = result.nsPerEvent
+        let ring = result.limitRingWriteNs
+        let parseLimit = result.limitParseEventsPerS
+        func rate(_ value: Double) -> String { fixed(value / 1e6, 2) + " M/s" }
+        return "### Tracing and replay\n\n"
+            + table(["what", "ours", "target", "C limit", "ours / limit"], [
+                ["bounced 4 KiB map + unmap, tracing off", fixed(result.pairOffNs) + " ns", "-", "-", "-"],
+                ["the same, every dma and swiotlb event on", fixed(result.pairOnNs) + " ns", "-", "-", "-"],
+                ["cost per event (\(result.eventsPerPair) a pair)", fixed(perEvent) + " ns", "no heap, no String",
+                 ring.map { fixed($0) + " ns ring write" } ?? "-", ring.map { ratio(perEvent, $0) } ?? "-"],
+                ["parse a recording (\(result.events) events)", rate(result.parseEventsPerS), "-",
+                 parseLimit.map { rate($0) + " line split" } ?? "-", parseLimit.map { ratio(result.parseEventsPerS, $0) } ?? "-"],
+                ["replay it", rate(result.replayEventsPerS), "1 M/s", "-", "-"],
+                ["read and replay, end to end", rate(1 / (1 / result.parseEventsPerS + 1 / result.replayEventsPerS)), "-", "-", "-"],
             ])
     }
 }

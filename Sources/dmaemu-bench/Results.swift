@@ -142,6 +142,21 @@ struct FUSEResult: Codable {
     var engineAllocMs: Double
 }
 
+struct TraceResult: Codable {
+    /// A bounced 4 KiB map+unmap pair, tracing off and on.
+    var pairOffNs: Double
+    var pairOnNs: Double
+    var eventsPerPair: Int
+    /// The replayed recording's events, and the rates of its parse and its replay.
+    var events: Int
+    var parseEventsPerS: Double
+    var replayEventsPerS: Double
+    var limitRingWriteNs: Double?
+    var limitParseEventsPerS: Double?
+
+    var nsPerEvent: Double { (pairOnNs - pairOffNs) / Double(eventsPerPair) }
+}
+
 /// results.json: every section `all` ran, with the machine and the C limits of the run.
 struct BenchResults: Codable {
     struct Host: Codable {
@@ -161,6 +176,7 @@ struct BenchResults: Codable {
     var swiotlbIo: SWIOTLBIOResult?
     var dmcrypt: [DMCryptResult] = []
     var fuse: FUSEResult?
+    var trace: TraceResult?
     /// Subcommands that failed, with their error; the others still report.
     var errors: [String] = []
 

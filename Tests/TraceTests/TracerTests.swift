@@ -68,7 +68,10 @@ func enabledTracer(_ kernel: KernelVersion = .v6_12, cpus: Int = 2) -> Tracer {
         var context = Tracer.Context(pid: 77, nanoseconds: 1_000, flags: 0)
         withUnsafePointer(to: &context) { context in
             Tracer.replaying(as: context) {
-                tracer.record(.dmaSyncSingleForCPU, TraceName("d"), payload: 3) { p in (p[0], p[1], p[2]) = (1, 2, 0) }
+                // CPU 0 named, not the test thread's: the scheduler picks that one.
+                CPU.acting(as: 0) {
+                    tracer.record(.dmaSyncSingleForCPU, TraceName("d"), payload: 3) { p in (p[0], p[1], p[2]) = (1, 2, 0) }
+                }
             }
         }
         #expect(tracer.text(tracer.entries()).hasPrefix("           <...>-77      [000] .....     0.000001: "))
