@@ -8,7 +8,7 @@ BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local
 MOUNTPOINT ?= /mnt
 
-.PHONY: deps build test check-architecture run vm-test bench bench-docs bench-micro bench-malloc fuzz sanitize clean install uninstall default-config
+.PHONY: deps build test check-architecture run vm-test oracle oracle-check bench bench-docs bench-micro bench-malloc fuzz sanitize clean install uninstall default-config
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -127,6 +127,17 @@ fuzz: deps
 # build the guest, which is cached in /var/cache/dmaemu).
 vm-test: deps
 	tools/testing/vm/systemd-test.sh
+
+# The real kernels as the oracle: Debian's 6.1 and 6.12 booted under QEMU with
+# tools/oracle/dmaemu_oracle.ko (built against their headers) run tools/oracle/experiments;
+# `oracle` writes what they printed to Tests/OracleTests/Fixtures/, which `make test`
+# holds the engines to; `oracle-check` (CI) fails when the kernels no longer print what
+# the committed fixtures hold. About a minute once the kernels are cached.
+oracle:
+	tools/oracle/oracle.sh
+
+oracle-check:
+	tools/oracle/oracle.sh --check
 
 clean:
 	rm -rf .build .build-tsan .build-asan Benchmarks/.build Fuzz/.build Fuzz/.work $(BENCH_OUT)

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmaemu_oracle: runs a script of dma pool operations on a platform device of a real
+ * kernel and prints where each block landed, for dmaemu's tests to hold its engines to
+ * (tools/oracle/oracle.sh boots Debian's kernels in QEMU with it).
+ *
+ *   insmod dmaemu_oracle.ko script="create 64 8 0;alloc 200;free even 0;alloc 50"
+ *
+ *   create SIZE ALIGN BOUNDARY   dma_pool_create("oracle", dev, ...)
+ *   alloc N                      N x dma_pool_alloc(), each appended to the live list
+ *   free ORDER COUNT             dma_pool_free() of COUNT live blocks (0: all it picks):
+ *                                fwd and rev from either end, even and odd by position
+ *   free rand SEED COUNT         COUNT blocks picked by glibc's TYPE_0 LCG from SEED
+ *
+ * Each alloc prints "oracle: A <n> <page> <offset>": its page as the pool's n-th page
+ * seen (by the page's dma address, pages being buddy blocks of the pool's allocation),
+ * its offset in that page. The pool stays until rmmod, so that the device's `pools` file
+ * can be read.
+ */
+#include <linux/dma-mapping.h>
+#include <linux/dmapool.h>
+#include <linux/module.h>
+#include <linux/platform_device.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+static char *script = "";
+module_param(script, charp, 0444);
+MODULE_PARM_DESC(script, "the operations, separated by ';'");
+
+#define MAX_BLOCKS 16384
+#define MAX_PAGES 16384
+
+static struct platform_device *pdev;
+static struct dma_pool *pool;
+static size_t page_bytes;
+static void **vaddrs;
+static dma_addr_t *dmas;
+static int live;
+static dma_addr_t *pages;
+static int npages;
+static int allocated;
+
+static int pool_page(dma_addr_t base)
+{
+	int i;
+
+	for (i = 0; i < npages; i++)
+		if (pages[i] == base)
+			return i;
+	if (npages == MAX_PAGES)
+		return -1;
+	pages[npages] = base;
+	return npages++;
+}
+
+static int do_alloc(int n)
+{
+	while (n-- > 0) {
+		dma_addr_t dma, base;
+		void *vaddr;
+
+		if (live == MAX_BLOCKS)
+			return -ENOSPC;
+		vaddr = dma_pool_alloc(pool, GFP_KERNEL, &dma);
+		if (!vaddr) {
+			pr_info("oracle: A %d failed\n", allocated++);
+			continue;
+		}
+		base = dma & ~((dma_addr_t)page_bytes - 1);
+		pr_info("oracle: A %d %d %llu\n", allocated++, pool_page(base), (unsigned long long)(dma - base));
+		vaddrs[live] = vaddr;
+		dmas[live] = dma;
+		live++;
+	}
+	return 0;
+}
+
+static void free_at(int i)
+{
+	dma_pool_free(pool, vaddrs[i], dmas[i]);
+	vaddrs[i] = NULL;
+}
+
+/* Drops the freed entries, keeping the others in order. */
+static void compact(void)
+{
+	int i, j = 0;
+
+	for (i = 0; i < live; i++) {
+		if (!vaddrs[i])
+			continue;
+		vaddrs[j] = vaddrs[i];
+		dmas[j] = dmas[i];
+		j++;
+	}
+	live = j;
+}
+
+static void do_free(const char *order, unsigned int a, unsigned int b)
+{
+	int i, count = 0;
+
+	if (!strcmp(order, "fwd") || !strcmp(order, "rev")) {
+		int n = a ? min_t(int, a, live) : live;
+
+		for (i = 0; i < n; i++)
+			free_at(!strcmp(order, "fwd") ? i : live - 1 - i);
+	} else if (!strcmp(order, "even") || !strcmp(order, "odd")) {
+		for (i = !strcmp(order, "odd"); i < live && (!a || count < a); i += 2, count++)
+			free_at(i);
+	} else if (!strcmp(order, "rand")) {
+		/* rand SEED COUNT: glibc's TYPE_0 LCG, as the test replays it */
+		unsigned int x = a;
+		int n = b ? min_t(int, b, live) : live;
+
+		while (count < n) {
+			x = (x * 1103515245u + 12345u) & 0x7fffffff;
+			i = x % live;
+			if (!vaddrs[i])
+				continue;
+			free_at(i);
+			count++;
+		}
+	}
+	compact();
+}
+
+static int run(char *text)
+{
+	char *step;
+
+	while ((step = strsep(&text, ";")) != NULL) {
+		char verb[8], order[8];
+		unsigned int x, y, z;
+		int n;
+
+		if (sscanf(step, "create %u %u %u", &x, &y, &z) == 3) {
+			pool = dma_pool_create("oracle", &pdev->dev, x, y, z);
+			if (!pool)
+				return -EINVAL;
+			page_bytes = PAGE_SIZE << get_order(max_t(size_t, x, PAGE_SIZE));
+			pr_info("oracle: created %u %u %u\n", x, y, z);
+		} else if (sscanf(step, "alloc %u", &x) == 1 && pool) {
+			if (do_alloc(x))
+				return -ENOSPC;
+		} else if ((n = sscanf(step, "free %7s %u %u", order, &x, &y)) >= 2 && pool) {
+			do_free(order, x, n == 3 ? y : 0);
+			pr_info("oracle: F %d live\n", live);
+		} else if (sscanf(step, "%7s", verb) == 1) {
+			pr_err("oracle: bad step '%s'\n", step);
+			return -EINVAL;
+		}
+	}
+	pr_info("oracle: end %d live %d pages\n", live, npages);
+	return 0;
+}
+
+static void release(void)
+{
+	int i;
+
+	if (pool) {
+		for (i = 0; i < live; i++)
+			dma_pool_free(pool, vaddrs[i], dmas[i]);
+		dma_pool_destroy(pool);
+	}
+	kfree(pages);
+	kvfree(vaddrs);
+	kvfree(dmas);
+	platform_device_unregister(pdev);
+}
+
+static int __init oracle_init(void)
+{
+	char *copy;
+	int err;
+
+	pdev = platform_device_register_simple("dmaemu_oracle", 0, NULL, 0);
+	if (IS_ERR(pdev))
+		return PTR_ERR(pdev);
+	err = dma_coerce_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	vaddrs = kvcalloc(MAX_BLOCKS, sizeof(*vaddrs), GFP_KERNEL);
+	dmas = kvcalloc(MAX_BLOCKS, sizeof(*dmas), GFP_KERNEL);
+	pages = kcalloc(MAX_PAGES, sizeof(*pages), GFP_KERNEL);
+	copy = kstrdup(script, GFP_KERNEL);
+	if (err || !vaddrs || !dmas || !pages || !copy) {
+		kfree(copy);
+		release();
+		return err ? err : -ENOMEM;
+	}
+	err = run(copy);
+	kfree(copy);
+	if (err) {
+		release();
+		return err;
+	}
+	return 0;
+}
+
+static void __exit oracle_exit(void)
+{
+	release();
+}
+
+module_init(oracle_init);
+module_exit(oracle_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("dmaemu's oracle: dma pool operations on a real kernel");

@@ -1,0 +1,89 @@
+#!/bin/sh
+# The real kernels as dmaemu's oracle: boots Debian's 6.1 and 6.12 kernels under QEMU with
+# a busybox initramfs and tools/oracle/dmaemu_oracle.ko, runs tools/oracle/experiments on
+# each, and writes what the kernel printed to Tests/OracleTests/Fixtures/ (make oracle),
+# or to a scratch directory compared with the committed fixtures (make oracle-check).
+#
+#   tools/oracle/oracle.sh [--check]
+#
+# The kernels are cached where the VM harness keeps its downloads ($VM_CACHE,
+# /var/cache/dmaemu), never in the work tree; their headers are installed through apt.
+# Needs root; KVM is used only where a guest actually runs under it.
+set -eu
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+fixtures=$repo/Tests/OracleTests/Fixtures
+check=
+[ "${1:-}" = "--check" ] && check=1
+# The kernels: Debian 12's own and its 6.12 (the package versions are in each fixture).
+kernels="6.1.0-57 6.12.117+deb12"
+
+say() { echo "oracle: $*" >&2; }
+die() { echo "oracle: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (apt, /usr/src, the guests' modules)"
+. tools/testing/vm/lib.sh
+VM_HOST_DEBS="qemu-system-x86 busybox-static cpio gcc make"
+vm_host_deps
+need=""
+for release in $kernels; do
+	dpkg -s "linux-headers-$release-amd64" >/dev/null 2>&1 || need="$need linux-headers-$release-amd64"
+done
+if [ -n "$need" ]; then
+	say "installing$need"
+	apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need >/dev/null
+fi
+
+out=$fixtures
+[ -n "$check" ] && out=$(mktemp -d /tmp/dmaemu-oracle.XXXXXX)
+mkdir -p "$out"
+accel=
+
+for release in $kernels; do
+	kdir=$(vm_kernel "$release")
+	image=linux-image-$release-amd64
+	version=$(dpkg-deb -f "$(vm_fetch_deb "$image")" Version)
+	[ -n "$accel" ] || accel=$(vm_accel "$kdir")
+
+	# The module, against this kernel's headers.
+	build=$(mktemp -d /tmp/dmaemu-oracle-build.XXXXXX)
+	cp tools/oracle/dmaemu_oracle.c "$build/"
+	echo "obj-m := dmaemu_oracle.o" >"$build/Kbuild"
+	make -s -C "/usr/src/linux-headers-$release-amd64" M="$build" modules >"$build/make.log" 2>&1 ||
+		{ cat "$build/make.log" >&2; die "the module did not build against $release"; }
+
+	# The initramfs: busybox, the module, the experiments and an init that runs them.
+	initrd=$build/initrd
+	mkdir -p "$initrd/bin" "$initrd/proc" "$initrd/sys" "$initrd/dev" "$initrd/tmp"
+	cp /bin/busybox "$initrd/bin/busybox"
+	cp "$build/dmaemu_oracle.ko" tools/oracle/experiments "$initrd/"
+	cp tools/oracle/guest-init "$initrd/init"
+	chmod +x "$initrd/init"
+	(cd "$initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$build/initrd.gz"
+
+	say "booting $release ($accel)"
+	console=$build/console.log
+	vm_boot "$accel" 600 "$kdir/boot/vmlinuz-$release-amd64" "$build/initrd.gz" \
+		"console=ttyS0 quiet nokaslr swiotlb=force log_buf_len=16M" -m 1024 -smp 1 -serial "file:$console" ||
+		die "$release: qemu failed or timed out (see $console)"
+	grep -q '^oracle: done' "$console" || { tail -30 "$console" >&2; die "$release: the guest did not finish"; }
+
+	fixture=$out/dmapool-$release.txt
+	{
+		echo "# tools/oracle/oracle.sh: $image $version, qemu-system-x86_64 -smp 1 -m 1024,"
+		echo "# console=ttyS0 quiet nokaslr swiotlb=force; dmaemu_oracle.ko runs each script."
+		sed -n 's/\r$//; s/^oracle: //p' "$console" | grep -v '^done'
+	} >"$fixture"
+	say "$fixture: $(grep -c '^A ' "$fixture") blocks in $(grep -c '^experiment ' "$fixture") experiments"
+	rm -rf "$build"
+done
+
+if [ -n "$check" ]; then
+	if diff -r "$fixtures" "$out"; then
+		say "the kernels still print what Tests/OracleTests/Fixtures holds"
+		rm -rf "$out"
+	else
+		die "the kernels' output differs from Tests/OracleTests/Fixtures (the new output is in $out)"
+	fi
+fi
