@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking", "Lib"]),
         .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         // What Debian's real kernels did (tools/oracle/oracle.sh), held against the engines.
-        .testTarget(name: "OracleTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory"], exclude: ["Fixtures"]),
+        .testTarget(name: "OracleTests", dependencies: ["Replay", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Lib"], exclude: ["Fixtures"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "DMA", "DMAPool", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking", "Trace"]),
         .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory", "Locking"]),
@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "FUSETests", dependencies: ["FUSE", "ControlFS", "Locking", systemPackage]),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["TestSupport", "Daemon", "ControlFS", "DMA", "DMAPool", "SWIOTLB", "PhysicalMemory", "Locking", systemPackage]),
+            dependencies: ["TestSupport", "Daemon", "ControlFS", "DMA", "DMAPool", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", systemPackage]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing"]),
         // Runs the built dmaemu-bench, as a user would; no module of its own to import.
         .testTarget(name: "BenchTests"),

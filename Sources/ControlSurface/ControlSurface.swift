@@ -77,8 +77,11 @@ public final class ControlSurface: DevicesObserver, @unchecked Sendable {  // `d
         debug.add("dma_map_benchmark", MapBenchmarkFile(device: benchmarkDevice).attribute)
         FailPageAllocFiles.add(ram.faults, to: debug.directory("fail_page_alloc"))
         let swiotlbDirectory = debug.directory("swiotlb")
-        if let swiotlb = platform.swiotlb { SWIOTLBDebugfs.add(swiotlb, to: swiotlbDirectory) }
-        for pool in platform.restrictedPools.values { SWIOTLBDebugfs.add(pool, to: swiotlbDirectory.directory(pool.name)) }
+        let dynamic = platform.swiotlb?.canGrow ?? false
+        if let swiotlb = platform.swiotlb { SWIOTLBDebugfs.add(swiotlb, dynamic: dynamic, to: swiotlbDirectory) }
+        for pool in platform.restrictedPools.values {
+            SWIOTLBDebugfs.add(pool, dynamic: dynamic, to: swiotlbDirectory.directory(pool.name))
+        }
         if let tracer = platform.tracer { TracingFiles.add(tracer, to: kernel.directory("tracing")) }
         root.add("metrics", ControlAttribute(show: { [weak self] in self?.metricsText() ?? "" }))
         root.add("kmsg", ControlAttribute(show: { [ram] in ram.log.messages.map { $0.dmesgLine + "\n" }.joined() }))

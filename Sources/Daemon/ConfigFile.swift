@@ -73,6 +73,7 @@ extension MachineConfig {
                     throw reader.error("machine.kernel", "machine", "must be one of \(names), not '\(version)'")
                 }
                 kernel = known
+                applyKernelPreset()
             }
         }
         if let table = try reader.table(root, "swiotlb") { try readSWIOTLB(table, reader) }

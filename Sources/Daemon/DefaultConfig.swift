@@ -5,7 +5,7 @@ let defaultConfigText = #"""
 
 [machine]
 ram = "8G"                 # the emulated RAM (MAP_NORESERVE: untouched pages cost nothing)
-kernel = "6.12"            # 6.1, 6.12 or 6.18: whose trace events and formats it has
+kernel = "6.12"            # 6.1, 6.12 or 6.18: its trace events and formats, its swiotlb slot search
 
 [swiotlb]
 size = "64M"               # the boot pool (IO_TLB_DEFAULT_SIZE); or kernel_parameter = "32768,2,force"

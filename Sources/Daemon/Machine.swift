@@ -48,7 +48,7 @@ public final class Machine: Sendable {
         self.ram = ram
         var restricted: [String: IOTLBMem] = [:]
         for pool in config.restrictedPools {
-            guard let mem = IOTLBMem(restricted: pool.name, bytes: pool.bytes, ram: ram) else {
+            guard let mem = IOTLBMem(restricted: pool.name, bytes: pool.bytes, ram: ram, kernel: config.kernel) else {
                 throw .device(pool.name, .noMemory)
             }
             restricted[pool.name] = mem

@@ -36,7 +36,8 @@ extension IOTLBMem {
             segmentBoundaryMask: limits.segmentBoundaryMask)
         guard let (pool, first) = findSlots(client, request, dmaLimit: limits.dmaLimit, mayBlock: mayBlock, cpu: cpu) else {
             noteFull(size: size)
-            if warn { reportFull(client, size: size) }
+            // 6.1 printed the mapping's size, 6.12 the padded one.
+            if warn { reportFull(client, size: kernel == .v6_1 ? mappingSize : size) }
             return nil
         }
         let padSlots = offset >> IOTLB.shift

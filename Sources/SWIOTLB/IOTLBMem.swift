@@ -41,6 +41,8 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     public let debugfsCounters: Bool
     /// SWIOTLBConfig.movesData.
     let movesData: Bool
+    /// SWIOTLBConfig.kernel: 6.1's slot search or 6.12's.
+    public let kernel: KernelVersion
 
     private static let maxPools = 4096
     private let poolTable: UnsafeMutablePointer<Unmanaged<IOTLBPool>>
@@ -105,7 +107,8 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
         self.init(
             ram: ram, name: "", forceBounce: config.force || config.confidential != nil, forAlloc: false,
             canGrow: config.dynamic, physLimit: lowLimit, defaultNslabs: nslabs, defaultNareas: nareas,
-            confidential: config.confidential, debugfsCounters: config.debugfsCounters, movesData: config.movesData)
+            confidential: config.confidential, debugfsCounters: config.debugfsCounters, movesData: config.movesData,
+            kernel: config.kernel)
         let pool = IOTLBPool(
             start: start!, vaddr: ram.virt(start!), nslabs: nslabs, nareas: nareas, transient: false, source: .reserved)
         decrypt(pages: (nslabs << IOTLB.shift) / PhysicalMemory.pageSize)
@@ -118,14 +121,14 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     /// A restricted DMA pool (`restricted-dma-pool` reserved memory): its own region with
     /// one area, shared by the devices bound to it, which always bounce through it and get
     /// their coherent memory from it; it never grows.
-    public convenience init?(restricted name: String, bytes: Int, ram: PhysicalMemory) {
+    public convenience init?(restricted name: String, bytes: Int, ram: PhysicalMemory, kernel: KernelVersion = .v6_12) {
         let nslabs = bytes >> IOTLB.shift
         guard nslabs > 0, let start = ram.reserveContiguous(bytes: nslabs << IOTLB.shift, limit: 4 << 30) else {
             return nil
         }
         self.init(
             ram: ram, name: name, forceBounce: true, forAlloc: true, canGrow: false, physLimit: 4 << 30,
-            defaultNslabs: nslabs, defaultNareas: 1, confidential: nil, debugfsCounters: true, movesData: true)
+            defaultNslabs: nslabs, defaultNareas: 1, confidential: nil, debugfsCounters: true, movesData: true, kernel: kernel)
         addPool(IOTLBPool(start: start, vaddr: ram.virt(start), nslabs: nslabs, nareas: 1, transient: false, source: .reserved))
         ram.log.printk(
             .info, "Reserved memory: created restricted DMA pool at 0x\(hex(start, 16)), size \(bytes >> 20) MiB")
@@ -133,10 +136,12 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
 
     private init(
         ram: PhysicalMemory, name: String, forceBounce: Bool, forAlloc: Bool, canGrow: Bool, physLimit: PhysAddr,
-        defaultNslabs: Int, defaultNareas: Int, confidential: ConfidentialComputing?, debugfsCounters: Bool, movesData: Bool
+        defaultNslabs: Int, defaultNareas: Int, confidential: ConfidentialComputing?, debugfsCounters: Bool, movesData: Bool,
+        kernel: KernelVersion
     ) {
         self.debugfsCounters = debugfsCounters
         self.movesData = movesData
+        self.kernel = kernel
         self.ram = ram
         self.name = name
         self.forceBounce = forceBounce
@@ -203,7 +208,9 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
     func findSlots(_ client: IOTLBClient, _ request: IOTLBPool.Request, dmaLimit: PhysAddr, mayBlock: Bool, cpu: Int?)
         -> (pool: Unmanaged<IOTLBPool>, index: Int)?
     {
-        guard request.allocSize <= IOTLB.segmentSize * IOTLB.size else { return nil }
+        // 6.12 refuses more than a segment up front; 6.1 searches (and fails, or never ends).
+        let search61 = kernel == .v6_1
+        guard search61 || request.allocSize <= IOTLB.segmentSize * IOTLB.size else { return nil }
         let cpu = cpu ?? CPU.current
         let count = poolCount.load(ordering: .acquiring)
         for offset in 0..<defaultNareas {
@@ -211,7 +218,8 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
             while p >= 0 {  // list_add_rcu() put the newest pool first
                 let index = poolTable[p]._withUnsafeGuaranteedRef { pool -> Int? in
                     guard offset < pool.nareas else { return nil }
-                    return pool.searchArea((cpu + offset) & (pool.nareas - 1), request)
+                    let area = (cpu + offset) & (pool.nareas - 1)
+                    return search61 ? pool.searchArea61(area, request, log: { ram.log.printk(.err, $0) }) : pool.searchArea(area, request)
                 }
                 if let index {
                     incUsed(IOTLB.slots(request.allocSize))

@@ -84,7 +84,7 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
     public func contains(_ addr: PhysAddr) -> Bool { addr >= start && addr < end }
 
     @inline(__always)
-    private func area(_ index: Int) -> UnsafeMutablePointer<SpinLock<Area>> {
+    func area(_ index: Int) -> UnsafeMutablePointer<SpinLock<Area>> {
         (areaBase + index * areaStride).assumingMemoryBound(to: SpinLock<Area>.self)
     }
 
@@ -160,7 +160,7 @@ public final class IOTLBPool: @unchecked Sendable {  // slots of an area are tou
 
     /// The slots of the run become in use; the free slots before it in its segment now
     /// count only up to the run.
-    private func markUsed(_ first: Int, _ nslots: Int, allocSize: Int, offset: Int) {
+    func markUsed(_ first: Int, _ nslots: Int, allocSize: Int, offset: Int) {
         for i in first..<(first + nslots) {
             lists[i] = 0
             slots[i].allocSize = allocSize - (offset + ((i - first) << IOTLB.shift))

@@ -2,6 +2,7 @@
 // command line (`swiotlb=<nslabs>[,<nareas>][,force|noforce]`) and of CONFIG_SWIOTLB_DYNAMIC,
 // plus the confidential-VM model used to reproduce the seed's CoCo table.
 
+import Lib
 import PhysicalMemory
 
 public struct SWIOTLBConfig: Sendable, Equatable {
@@ -29,6 +30,9 @@ public struct SWIOTLBConfig: Sendable, Equatable {
     /// Whether bounces copy the data. A replay of a recording has no data to copy: with
     /// false every slot is found, used and freed as before, and no byte moves.
     public var movesData = true
+    /// The kernel whose slot search the pools use: 6.1's differs from 6.12's (and loops
+    /// for ever on one kind of map; see IOTLBPool.searchArea61).
+    public var kernel: KernelVersion = .v6_12
 
     public init() {}
 

@@ -1,6 +1,8 @@
+import ControlFS
 import Daemon
 import DMAPool
 import Foundation
+import Lib
 import Testing
 
 @Suite struct ConfigFileTests {
@@ -114,5 +116,37 @@ import Testing
         #expect(throws: ConfigError.self) {
             try MachineConfig(toml: "[[device]]\ndriver = \"generic\"\nname = \"x\"\nswiotlb = \"nope\"\n", file: "r.toml")
         }
+    }
+
+    /// `[machine] kernel` picks what that kernel has, under the file's own keys: 6.1 has the
+    /// legacy pool (before v6.4), no CONFIG_SWIOTLB_DYNAMIC (6.6) and its own slot search;
+    /// Debian's 6.12 is built without CONFIG_SWIOTLB_DYNAMIC; debugfs shows what each had
+    /// (6.1: no io_tlb_used_hiwater; no io_tlb_transient_nslabs without the option).
+    @Test func aKernelSelectsWhatItHad() throws {
+        let old = try MachineConfig(toml: """
+            [machine]
+            kernel = "6.1"
+            ram = "1G"
+            [swiotlb]
+            size = "1M"
+            [[device]]
+            driver = "generic"
+            name = "0000:00:04.0"
+            """, file: "k.toml")
+        #expect(old.dmapoolAlgorithm == .legacy && !old.swiotlb.dynamic && old.swiotlb.kernel == .v6_1)
+        let debian = try MachineConfig(toml: "[machine]\nkernel = \"6.12\"\n", file: "k.toml")
+        #expect(debian.dmapoolAlgorithm == .stack && !debian.swiotlb.dynamic && debian.swiotlb.kernel == .v6_12)
+        #expect(try MachineConfig(toml: "[machine]\nkernel = \"6.18\"\n", file: "k.toml").swiotlb.dynamic)
+        let mixed = try MachineConfig(
+            toml: "[swiotlb]\ndynamic = true\n[dmapool]\nalgorithm = \"rbtree\"\n[machine]\nkernel = \"6.1\"\n", file: "k.toml")
+        #expect(mixed.dmapoolAlgorithm == .rbtree && mixed.swiotlb.dynamic && mixed.swiotlb.kernel == .v6_1)
+
+        let machine = try Machine(old)
+        let files = try #require(machine.root.node(at: "kernel/debug/swiotlb") as? ControlDirectory).children.map(\.name).sorted()
+        #expect(files == ["io_tlb_nslabs", "io_tlb_used"])
+        #expect(try machine.read("devices/0000:00:04.0/dmapool_algorithm") == "legacy\n")
+        let grows = try Machine(mixed)
+        let grown = try #require(grows.root.node(at: "kernel/debug/swiotlb") as? ControlDirectory).children.map(\.name).sorted()
+        #expect(grown == ["io_tlb_nslabs", "io_tlb_transient_nslabs", "io_tlb_used"])
     }
 }

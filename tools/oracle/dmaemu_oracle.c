@@ -16,8 +16,23 @@
  * seen (by the page's dma address, pages being buddy blocks of the pool's allocation),
  * its offset in that page. The pool stays until rmmod, so that the device's `pools` file
  * can be read.
+ *
+ * Streaming maps through swiotlb (the guest boots with swiotlb=force):
+ *
+ *   device MINALIGN              dma_set_min_align_mask()
+ *   sync                         map and unmap 256 KiB: the area's next search starts at
+ *                                a segment boundary, whatever the boot mapped before; the
+ *                                slots printed after it count from that map's first slot
+ *   map SIZE OFFSET              dma_map_single(TO_DEVICE) of SIZE bytes at OFFSET into
+ *                                fresh pages: "M <n> <slot> <offset in slot>" or "M <n> failed"
+ *   unmap N                      dma_unmap_single() of map N
+ *   swiotlb                      "T <start> <slots>": the device's default swiotlb pool
+ *
+ * Maps still live at the end stay until rmmod, so that debugfs's counters can be read.
  */
 #include <linux/dma-mapping.h>
+#include <linux/swiotlb.h>
+#include <linux/version.h>
 #include <linux/dmapool.h>
 #include <linux/module.h>
 #include <linux/platform_device.h>
@@ -40,6 +55,51 @@ static int live;
 static dma_addr_t *pages;
 static int npages;
 static int allocated;
+
+#define MAX_MAPS 4096
+struct mapping {
+	struct page *pages;
+	unsigned int order;
+	dma_addr_t dma;
+	size_t size;
+};
+static struct mapping *maps;
+static int nmaps;
+static phys_addr_t slot_base;
+
+/* Maps SIZE bytes at OFFSET into pages of their own; the mapping, or DMA_MAPPING_ERROR. */
+static dma_addr_t map_one(size_t size, size_t offset)
+{
+	struct mapping *m;
+	unsigned int order = get_order(size + offset);
+	struct page *pages;
+
+	if (nmaps == MAX_MAPS)
+		return DMA_MAPPING_ERROR;
+	pages = alloc_pages(GFP_KERNEL, order);
+	if (!pages)
+		return DMA_MAPPING_ERROR;
+	m = &maps[nmaps++];
+	m->pages = pages;
+	m->order = order;
+	m->size = size;
+	m->dma = dma_map_single(&pdev->dev, page_address(pages) + offset, size, DMA_TO_DEVICE);
+	if (dma_mapping_error(&pdev->dev, m->dma))
+		m->dma = DMA_MAPPING_ERROR;
+	return m->dma;
+}
+
+static void unmap_one(int n)
+{
+	struct mapping *m = &maps[n];
+
+	if (!m->pages)
+		return;
+	if (m->dma != DMA_MAPPING_ERROR)
+		dma_unmap_single(&pdev->dev, m->dma, m->size, DMA_TO_DEVICE);
+	__free_pages(m->pages, m->order);
+	m->pages = NULL;
+}
 
 static int pool_page(dma_addr_t base)
 {
@@ -144,6 +204,34 @@ static int run(char *text)
 		} else if (sscanf(step, "alloc %u", &x) == 1 && pool) {
 			if (do_alloc(x))
 				return -ENOSPC;
+		} else if (sscanf(step, "device %u", &x) == 1) {
+			dma_set_min_align_mask(&pdev->dev, x);
+		} else if (!strcmp(strim(step), "sync")) {
+			dma_addr_t dma = map_one(SZ_256K, 0);
+
+			if (dma == DMA_MAPPING_ERROR)
+				return -ENOSPC;
+			slot_base = dma;
+			unmap_one(nmaps - 1);
+			pr_info("oracle: S\n");
+		} else if (sscanf(step, "map %u %u", &x, &y) == 2) {
+			dma_addr_t dma = map_one(x, y);
+
+			if (dma == DMA_MAPPING_ERROR)
+				pr_info("oracle: M %d failed\n", nmaps - 1);
+			else
+				pr_info("oracle: M %d %lld %llu\n", nmaps - 1, ((long long)dma - (long long)slot_base) >> IO_TLB_SHIFT,
+					(unsigned long long)(dma & (IO_TLB_SIZE - 1)));
+		} else if (!strcmp(strim(step), "swiotlb")) {
+			struct io_tlb_mem *mem = pdev->dev.dma_io_tlb_mem;
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+			pr_info("oracle: T %pa %lu\n", &mem->defpool.start, mem->defpool.nslabs);
+#else
+			pr_info("oracle: T %pa %lu\n", &mem->start, mem->nslabs);
+#endif
+		} else if (sscanf(step, "unmap %u", &x) == 1 && x < nmaps) {
+			unmap_one(x);
 		} else if ((n = sscanf(step, "free %7s %u %u", order, &x, &y)) >= 2 && pool) {
 			do_free(order, x, n == 3 ? y : 0);
 			pr_info("oracle: F %d live\n", live);
@@ -152,7 +240,8 @@ static int run(char *text)
 			return -EINVAL;
 		}
 	}
-	pr_info("oracle: end %d live %d pages\n", live, npages);
+	if (pool)
+		pr_info("oracle: end %d live %d pages\n", live, npages);
 	return 0;
 }
 
@@ -165,6 +254,9 @@ static void release(void)
 			dma_pool_free(pool, vaddrs[i], dmas[i]);
 		dma_pool_destroy(pool);
 	}
+	for (i = 0; maps && i < nmaps; i++)
+		unmap_one(i);
+	kvfree(maps);
 	kfree(pages);
 	kvfree(vaddrs);
 	kvfree(dmas);
@@ -183,8 +275,9 @@ static int __init oracle_init(void)
 	vaddrs = kvcalloc(MAX_BLOCKS, sizeof(*vaddrs), GFP_KERNEL);
 	dmas = kvcalloc(MAX_BLOCKS, sizeof(*dmas), GFP_KERNEL);
 	pages = kcalloc(MAX_PAGES, sizeof(*pages), GFP_KERNEL);
+	maps = kvcalloc(MAX_MAPS, sizeof(*maps), GFP_KERNEL);
 	copy = kstrdup(script, GFP_KERNEL);
-	if (err || !vaddrs || !dmas || !pages || !copy) {
+	if (err || !vaddrs || !dmas || !pages || !maps || !copy) {
 		kfree(copy);
 		release();
 		return err ? err : -ENOMEM;
