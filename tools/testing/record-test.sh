@@ -75,6 +75,21 @@ for name, ok in checks.items():
 sys.exit(0 if all(checks.values()) else 1)
 PY
 
+# The command line as a user runs it: --config, --sweep, a bad line.
+"$bin/dmaemu-replay" "$work/rec" --config "$work/machine.toml" --swiotlb 1M --json >"$work/config.json"
+check "--config and an override make the machine" python3 -c "
+import json, sys
+m = json.load(open('$work/config.json'))['machine']
+sys.exit(0 if (m['swiotlb_bytes'], m['slots'], m['dynamic'], m['ram_bytes']) == (1 << 20, 512, False, 8 << 30) else 1)"
+"$bin/dmaemu-replay" "$work/rec" --sweep swiotlb=512K,1M,4M >"$work/sweep.txt"
+check "--sweep marks the smallest size that held" grep -q '^512 KiB .*<- smallest that never overflowed' "$work/sweep.txt"
+line=$(grep -n ': dma_map_sg: ' "$work/rec" | head -1 | cut -d: -f1)
+sed "${line}s/dma_addrs={0x[0-9a-f]*}/dma_addrs={zz}/" "$work/rec" >"$work/bad"
+status=0
+"$bin/dmaemu-replay" "$work/bad" >/dev/null 2>"$work/err" || status=$?
+check "a bad line is refused with exit 1" [ "$status" -eq 1 ]
+check "and named" grep -q "^dmaemu-replay: $work/bad: line $line: dma_map_sg: dma_addrs= holds a value that is not 0x and hex" "$work/err"
+
 # On a real kernel the pools come from kprobes; their lines, as kprobe events print them
 # (kernel/trace/trace_kprobe.c: "(sym+off/size)" or "(caller <- sym)", x64 as 0x%Lx,
 # u64 in decimal, strings quoted), become dmaemu's dmapool lines.
