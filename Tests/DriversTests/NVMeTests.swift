@@ -144,6 +144,20 @@ import Testing
         #expect(nvme.active("prp list 256") == 0)
     }
 
+    /// The queue limits Debian's 6.12 gives QEMU's NVMe controller (read in the oracle's
+    /// guest: max_hw_sectors_kb 252 and max_segments 64 when every map bounces;
+    /// nvme_max_drv_segments() is max_hw_sectors / 8 + 1), and NVME_MAX_SEGS otherwise.
+    @Test func theQueueLimitsFollowTheMappingSize() throws {
+        let (machine, bounced) = try controller(ram: 8 << 30, "dma_mask_bits=32")
+        defer { withExtendedLifetime(machine) {} }
+        let limits = try #require(bounced.queue).limits
+        #expect((limits.maxTransfer, limits.maxSegments) == (252 << 10, 64))
+        let (other, direct) = try controller()
+        defer { withExtendedLifetime(other) {} }
+        let wide = try #require(direct.queue).limits
+        #expect((wide.maxTransfer, wide.maxSegments) == (8192 << 10, 128))
+    }
+
     @Test func bouncedThroughASmallGrowingSwiotlb() throws {
         // 32-bit mask, data above 4 GiB; transfers capped at swiotlb's 256 KiB less the
         // min_align_mask padding (4 KiB): 252 KiB.

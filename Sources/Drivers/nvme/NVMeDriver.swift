@@ -95,9 +95,12 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         let store = try p.disk.makeStore()
         let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission!.dma)
         let mapping = device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize
+        let maxTransfer = min(Self.maxTransfer, mapping)
+        // nvme_max_drv_segments(): a segment per controller page of the transfer, and one
+        // for a start inside a page; NVME_MAX_SEGS above that.
         let limits = BlockLimits(
-            maxSegments: Self.maxSegments, maxSegmentSize: Int(UInt32.max),
-            maxTransfer: min(Self.maxTransfer, mapping))
+            maxSegments: min(Self.maxSegments, maxTransfer / NVMeCommand.pageSize + 1), maxSegmentSize: Int(UInt32.max),
+            maxTransfer: maxTransfer)
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
         controller.withLock {
             $0 = Controller(queue: queue, emulated: emulated, submissionQueue: submission!.cpu, pagePool: pagePool,
