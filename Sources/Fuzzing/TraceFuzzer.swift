@@ -21,7 +21,8 @@ enum TraceFuzzer {
         options.swiotlbBytes = 1 << 20
         options.cpus = min(max(recording.cpusSeen, 1), 4)
         let setup = ReplaySetup(recording: recording, options: options, base: nil)
-        guard setup.cpus <= 4, let replayer = try? Replayer(recording, setup: setup) else { return }
+        // A header may name RAM far past the lines' addresses (a boot line's pool): not this target's subject.
+        guard setup.cpus <= 4, setup.ramBytes <= 1 << 30, let replayer = try? Replayer(recording, setup: setup) else { return }
         let result = replayer.run()
         precondition(result.operations.values.reduce(0, +) == recording.ops.count, "an operation went uncounted")
     }

@@ -446,10 +446,15 @@ enum BootLine {
             let parts = rest.split(separator: "-", maxSplits: 1)
             guard parts.count == 2, let start = UInt64(parts[0], radix: 16), parts[1].hasPrefix("0x") else { return }
             guard let end = UInt64(parts[1].dropFirst(2).prefix { $0.isHexDigit }, radix: 16), end > start else { return }
+            // The line's own "(<N>MB)" must agree, as swiotlb_print_info() prints both from one size.
+            guard let open = line.range(of: "] ("), let mb = Int(line[open.upperBound...].prefix { $0.isNumber }),
+                UInt64(mb) == (end - start) >> 20
+            else { return }
             header.swiotlbStart = start
             header.swiotlbBytes = Int(end - start)
         } else if let areas = line.range(of: "software IO TLB: area num ") {
-            header.swiotlbAreas = Int(line[areas.upperBound...].prefix { $0.isNumber })
+            // The kernel never prints fewer than one (swiotlb_adjust_nareas()).
+            header.swiotlbAreas = Int(line[areas.upperBound...].prefix { $0.isNumber }).flatMap { $0 >= 1 && $0 <= 1 << 16 ? $0 : nil }
         }
     }
 }

@@ -12,6 +12,17 @@ import PhysicalMemory
 import SWIOTLB
 import Trace
 
+public enum ReplayError: Error, CustomStringConvertible {
+    case tooMuchRAM(UInt64)
+
+    public var description: String {
+        switch self {
+        case .tooMuchRAM(let bytes):
+            "the recording's addresses need \(bytes >> 30) GiB of RAM, more than the \(Replayer.maxRAM >> 30) GiB a replay emulates"
+        }
+    }
+}
+
 /// A device's address: the key of the mappings the recording names.
 struct MapKey: Hashable {
     let device: UInt16
@@ -62,10 +73,14 @@ public final class Replayer {
         var dmaKey: MapKey
     }
 
+    /// The most RAM a replay emulates: the page frames of more would not fit this machine.
+    public static let maxRAM: UInt64 = 1 << 40
+
     public init(_ recording: Recording, setup: ReplaySetup, trace: ((String) -> Void)? = nil) throws {
         self.recording = recording
         self.setup = setup
         traceSink = trace
+        guard setup.ramBytes <= Self.maxRAM else { throw ReplayError.tooMuchRAM(setup.ramBytes) }
         let ram = try PhysicalMemory(size: setup.ramBytes)
         self.ram = ram
         let swiotlb = IOTLBMem(ram: ram, config: setup.swiotlb, cpus: setup.cpus)

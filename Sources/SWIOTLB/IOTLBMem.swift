@@ -77,7 +77,8 @@ public final class IOTLBMem: @unchecked Sendable {  // the pool table is append-
             nslabs = adjusted.nslabs
             log.printk(.info, "software IO TLB: SWIOTLB bounce buffer size adjusted to \(adjusted.reportedBytes >> 20)MB")
         }
-        var nareas = config.nareas ?? roundUpPowerOfTwo(max(cpus, 1))
+        // swiotlb_adjust_nareas(): 0 areas is 1.
+        var nareas = max(config.nareas ?? roundUpPowerOfTwo(max(cpus, 1)), 1)
         log.printk(.info, "software IO TLB: area num \(nareas).")
         // round_up_default_nslabs(): room for a segment per area, and a power of two.
         if nslabs < IOTLB.segmentSize * nareas || nslabs & (nslabs - 1) != 0 {

@@ -68,7 +68,10 @@ struct DMAEmuReplay: ParsableCommand {
             let axes = try sweep.map { text in
                 do { return try SweepAxis(text) } catch let error as SweepError { throw ValidationError(error.description) }
             }
-            let rows = try ReplaySweep.run(parsed, options: options, base: base, axes: axes)
+            let rows: [SweepRow]
+            do { rows = try ReplaySweep.run(parsed, options: options, base: base, axes: axes) } catch let error as ReplayError {
+                throw fail("\(recording): \(error)")
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -88,7 +91,12 @@ struct DMAEmuReplay: ParsableCommand {
             output = handle
         }
         defer { try? output?.close() }
-        let replayer = try Replayer(parsed, setup: setup, trace: output.map { handle in { handle.write(Data($0.utf8)) } })
+        let replayer: Replayer
+        do {
+            replayer = try Replayer(parsed, setup: setup, trace: output.map { handle in { handle.write(Data($0.utf8)) } })
+        } catch let error as ReplayError {
+            throw fail("\(recording): \(error)")
+        }
         replayer.run()
         let report = ReplayReport(path: recording, recording: parsed, replayer: replayer)
         print(json ? try report.json() : report.text, terminator: "")

@@ -64,4 +64,17 @@ import Testing
             "software IO TLB: SWIOTLB bounce buffer size roundup to 1024MB",
         ])
     }
+
+    /// A boot line whose range and "(NMB)" disagree is not the kernel's (swiotlb_print_info()
+    /// prints both from one size) and is left out; one that names RAM no replay can emulate
+    /// is refused by name.
+    @Test func aBootLineMustAgreeWithItselfAndFit() throws {
+        let unmap = traceLine("dma_unmap_page: d dir=TO_DEVICE dma_addr=1 size=2 attrs=", microseconds: 1)
+        let odd = try parse("# boot: software IO TLB: mapped [mem 0x0000000001000000-0x0000050001100000] (1MB)\n\(unmap)\n")
+        #expect(odd.header.swiotlbBytes == nil && odd.header.swiotlbStart == nil)
+        let huge = try parse("# boot: software IO TLB: mapped [mem 0x0000000001000000-0x0000050001000000] (5242880MB)\n\(unmap)\n")
+        #expect(huge.header.swiotlbBytes == 5 << 40)
+        let setup = ReplaySetup(recording: huge, options: ReplayOptions(), base: nil)
+        #expect(throws: ReplayError.self) { try Replayer(huge, setup: setup) }
+    }
 }
