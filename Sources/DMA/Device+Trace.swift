@@ -10,8 +10,9 @@ import PhysicalMemory
 import Trace
 
 extension Device {
-    /// Whether `event` is being recorded for this device.
-    @inline(__always)
+    /// Whether `event` is being recorded for this device: inlinable, so that a pool or a
+    /// driver in another module pays one load, not a call.
+    @inlinable
     public func traced(_ event: TraceEvent) -> Bool {
         guard let tracerRef else { return false }
         return tracerRef._withUnsafeGuaranteedRef { $0.isEnabled(event) }

@@ -24,7 +24,7 @@ public final class Device: @unchecked Sendable {  // `swiotlbRef` is kept alive 
     let debug: DMADebug?
     /// The machine's tracing, if it has any, and dev_name() as its records keep it.
     public let tracer: Tracer?
-    let tracerRef: Unmanaged<Tracer>?  // kept alive by `tracer`
+    @usableFromInline let tracerRef: Unmanaged<Tracer>?  // kept alive by `tracer`
     public let traceName: TraceName
     /// dma_skip_sync: a coherent device skips the sync calls until its first bounce.
     let skipSync = Atomic(true)

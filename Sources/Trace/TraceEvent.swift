@@ -51,7 +51,7 @@ public enum TraceEvent: Int, CaseIterable, Sendable {
     public var id: Int { 1200 + rawValue }
 
     /// The bit of the tracer's enable mask.
-    @inline(__always) var bit: UInt64 { 1 << UInt64(rawValue) }
+    @inlinable var bit: UInt64 { 1 << UInt64(rawValue) }
 }
 
 /// DMA_MAPPING_ERROR: what a failed map returns (and its event shows).

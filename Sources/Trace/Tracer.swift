@@ -17,7 +17,7 @@ public final class Tracer: @unchecked Sendable {  // the rings are set up under 
     public let kernel: KernelVersion
     /// The events `kernel` has, and each one's enable switch.
     public let events: [TraceEvent]
-    private let enabled = Atomic<UInt64>(0)
+    @usableFromInline let enabled = Atomic<UInt64>(0)  // read inline by every module's hot path
     /// What the mask holds while tracing_on is 1.
     private let chosen = Atomic<UInt64>(0)
     private let on = Atomic<Bool>(true)
@@ -46,7 +46,7 @@ public final class Tracer: @unchecked Sendable {  // the rings are set up under 
     // MARK: - The switches
 
     /// Whether `event` is recorded now: the one check on a hot path.
-    @inline(__always)
+    @inlinable
     public func isEnabled(_ event: TraceEvent) -> Bool { enabled.load(ordering: .relaxed) & event.bit != 0 }
 
     public func isChosen(_ event: TraceEvent) -> Bool { chosen.load(ordering: .relaxed) & event.bit != 0 }
