@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking", "Lib"]),
         .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         // What Debian's real kernels did (tools/oracle/oracle.sh), held against the engines.
-        .testTarget(name: "OracleTests", dependencies: ["Replay", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Lib"], exclude: ["Fixtures"]),
+        .testTarget(name: "OracleTests", dependencies: ["Replay", "TestSupport", "Drivers", "Block", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Lib"], exclude: ["Fixtures"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "DMA", "DMAPool", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking", "Trace"]),
         .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory", "Locking"]),

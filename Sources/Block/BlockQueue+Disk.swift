@@ -1,6 +1,6 @@
-// The `disk` file: read(2) and write(2) at any offset and length, cut into requests the
-// queue can carry and sent through the driver's whole path, as the block device's page
-// cache would send them. Reads stop at the end of the disk; writes beyond it are ENOSPC.
+// The `disk` file: read(2) and write(2) at any offset and length, cut into bios of at most
+// BIO_MAX_VECS pages (each split into requests as the queue's limits say) and sent through
+// the driver's whole path, as the block device's page cache would send them. Reads stop at the end of the disk; writes beyond it are ENOSPC.
 import SystemPackage
 
 extension BlockQueue {
@@ -27,24 +27,23 @@ extension BlockQueue {
         }
     }
 
-    /// Sends [offset, offset + total) as requests of at most chunkLimit bytes (ending at
-    /// multiples of it); `data(buffer, offset in buffer, bytes done, count)` fills or drains.
+    /// Sends [offset, offset + total) as bios of at most bioMaxBytes (ending at multiples
+    /// of it); `data(buffer, offset in buffer, bytes done, count)` fills or drains.
     private func cut(_ total: Int, _ offset: Int, write: Bool,
                      _ data: (RequestBuffer, Int, Int, Int) throws(Errno) -> Void) throws(Errno) -> Int {
-        let limit = chunkLimit
+        let limit = Self.bioMaxBytes
         return try enter { () throws(Errno) -> Int in
             try withSpareBuffer { (buffer) throws(Errno) -> Int in
                 var done = 0
-                var ios = 0, bounced = 0
-                defer { stats.account(ios: ios, bytes: done, bounced: bounced, errors: 0) }
+                var sent = Submission()
+                defer { stats.account(ios: sent.requests, bytes: done, bounced: sent.bounced, errors: 0) }
                 do throws(Errno) {
                     while done < total {
                         let position = offset + done
                         let count = min(total - done, (position / limit + 1) * limit - position)
-                        bounced += try transfer(buffer, write: write, offset: position, count: count) { (buffer, at) throws(Errno) in
+                        sent += try transfer(buffer, write: write, offset: position, count: count) { (buffer, at) throws(Errno) in
                             try data(buffer, at, done, count)
                         }
-                        ios += 1
                         done += count
                     }
                 } catch {

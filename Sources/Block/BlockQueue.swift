@@ -25,11 +25,28 @@ public struct BlockCommand: Sendable {
     }
 }
 
+/// What one bio became: the requests the driver got, and the bytes that went through
+/// bounce buffers.
+public struct Submission: Sendable {
+    public var requests = 0
+    public var bounced = 0
+
+    public init(requests: Int = 0, bounced: Int = 0) {
+        self.requests = requests
+        self.bounced = bounced
+    }
+
+    public static func += (a: inout Submission, b: Submission) {
+        a.requests += b.requests
+        a.bounced += b.bounced
+    }
+}
+
 /// What the block layer asks of a driver (struct blk_mq_ops, and a device-mapper target's
-/// map): carry out one request over the buffer's pages, and make written data durable.
+/// map): carry out one bio over the buffer's pages, and make written data durable.
 public protocol BlockDriver: AnyObject, Sendable {
-    /// queue_rq: returns the bytes that went through bounce buffers.
-    func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int
+    /// submit_bio: the bio split to the queue's limits, its requests through the driver.
+    func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission
     /// REQ_OP_FLUSH.
     func flush() throws(Errno)
 }
@@ -37,14 +54,17 @@ public protocol BlockDriver: AnyObject, Sendable {
 /// A driver of a device that does DMA: requests are mapped for it and handed over as
 /// commands over scatter lists.
 public protocol DMABlockDriver: BlockDriver {
-    /// Builds the command's descriptors for the mapped list, has the emulated controller
-    /// run it, and completes it. EIO when the controller fails it.
-    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno)
+    /// queue_rq: builds the command's descriptors for the mapped list and has the emulated
+    /// controller run it (EIO when the controller fails it), gives back its tag, then calls
+    /// `inFlight` (the bio's next requests are dispatched there) before it frees the
+    /// descriptors, as they are freed at completion, after the requests behind it went out.
+    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                 inFlight: () throws(Errno) -> Void) throws(Errno)
 }
 
 extension DMABlockDriver {
-    public func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int {
-        try queue.mapAndExecute(buffer, lba: lba, write: write, driver: self)
+    public func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
+        try queue.dispatch(buffer, lba: lba, write: write, driver: self)
     }
 }
 
@@ -86,10 +106,11 @@ public final class BlockQueue: Sendable {
         spare.withLock { $0.removeAll() }
     }
 
-    public func makeBuffer() -> RequestBuffer { RequestBuffer(ram: device.ram, limits: limits) }
+    /// A buffer for bios of up to `capacity` bytes.
+    public func makeBuffer(capacity: Int? = nil) -> RequestBuffer { RequestBuffer(ram: device.ram, limits: limits, capacity: capacity) }
 
     func withSpareBuffer<R>(_ body: (RequestBuffer) throws(Errno) -> R) throws(Errno) -> R {
-        let buffer = spare.withLock { $0.popLast()?.value } ?? makeBuffer()
+        let buffer = spare.withLock { $0.popLast()?.value } ?? makeBuffer(capacity: Self.bioMaxBytes)
         defer {
             buffer.release()
             spare.withLock { if $0.count < 8 { $0.append(UnsafeSendable(buffer)) } }
@@ -102,12 +123,11 @@ public final class BlockQueue: Sendable {
     /// How long a request whose mapping fails (swiotlb full) is requeued before it fails.
     public static let requeueLimit = Duration.seconds(2)
 
-    /// One request over the buffer's pages, through the driver. Returns the bytes that
-    /// went through bounce buffers.
+    /// One bio over the buffer's pages, through the driver.
     @discardableResult
-    public func submit(_ buffer: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Int {
+    public func submit(_ buffer: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Submission {
         guard let driver else { throw .noDevice }
-        return try driver.queueRequest(buffer, lba: lba, write: write, on: self)
+        return try driver.submitBio(buffer, lba: lba, write: write, on: self)
     }
 
     /// A FLUSH through the driver: what was written is durable when it returns.
@@ -116,58 +136,32 @@ public final class BlockQueue: Sendable {
         try driver.flush()
     }
 
-    /// A DMA driver's request: map, execute, unmap.
-    public func mapAndExecute(_ buffer: RequestBuffer, lba: Int, write: Bool, driver: some DMABlockDriver) throws(Errno) -> Int {
-        guard let segments = buffer.mapScatterList() else { throw .invalidArgument }
-        let list = UnsafeMutableBufferPointer(rebasing: buffer.scatterList[0..<segments])
-        let direction: DMADirection = write ? .toDevice : .fromDevice
-        var started: ContinuousClock.Instant?
-        // BLK_STS_RESOURCE: requeued until swiotlb has room again (or has grown).
-        while device.mapSG(list, direction, attributes: .noWarn) == 0 {
-            let now = ContinuousClock.now
-            if started == nil { started = now }
-            guard now - started! < Self.requeueLimit else {
-                device.err("I/O error: no bounce buffer for \(buffer.length) bytes")
-                throw .ioError
-            }
-            usleep(50)
-        }
-        defer { device.unmapSG(list, direction) }
-        var bounced = 0
-        for entry in list where entry.dmaAddress != entry.phys { bounced += entry.length }
-        try driver.execute(BlockCommand(write: write, lba: lba, sectors: buffer.length / BlockLimits.sectorSize), list)
-        return bounced
-    }
-
     /// The sectors covering [offset, offset + count).
     public static func span(_ offset: Int, _ count: Int) -> (start: Int, end: Int) {
         let sector = BlockLimits.sectorSize
         return (offset / sector * sector, (offset + count + sector - 1) / sector * sector)
     }
 
-    /// Bytes [offset, offset + count) of the disk (one request's worth at most): the
-    /// covering sectors are placed in `buffer` at their page-cache offset; a write that
-    /// does not cover whole sectors reads them first. `fill` puts the new bytes in before
-    /// a write, `drain` takes them out after a read. Returns the bytes bounced.
+    /// BIO_MAX_VECS pages: the most the page cache puts in one bio.
+    public static let bioMaxBytes = 256 * PhysicalMemory.pageSize
+
+    /// Bytes [offset, offset + count) of the disk as one bio (split into requests as the
+    /// queue's limits say): the covering sectors are placed in `buffer` at their page-cache
+    /// offset; a write that does not cover whole sectors reads them first. `fill` puts the
+    /// new bytes in before a write, `drain` takes them out after a read.
     @discardableResult
     public func transfer(_ buffer: RequestBuffer, write: Bool, offset: Int, count: Int,
-                  _ data: (RequestBuffer, Int) throws(Errno) -> Void) throws(Errno) -> Int {
+                  _ data: (RequestBuffer, Int) throws(Errno) -> Void) throws(Errno) -> Submission {
         let (start, end) = Self.span(offset, count)
-        guard end - start <= limits.maxTransfer else { throw .invalidArgument }
+        guard end - start <= buffer.capacity else { throw .invalidArgument }
         guard buffer.allocate(length: end - start, pageOffset: start % PhysicalMemory.pageSize) else { throw .noMemory }
         defer { buffer.release() }
-        var bounced = 0
+        var done = Submission()
         if !write || start != offset || end != offset + count {
-            bounced += try submit(buffer, lba: start / BlockLimits.sectorSize, write: false)
+            done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: false)
         }
         try data(buffer, offset - start)
-        if write { bounced += try submit(buffer, lba: start / BlockLimits.sectorSize, write: true) }
-        return bounced
-    }
-
-    /// The largest piece of a byte range one request carries whatever the pages' layout:
-    /// every page its own segment.
-    public var chunkLimit: Int {
-        min(limits.maxTransfer, (limits.maxSegments - 1) * PhysicalMemory.pageSize) / BlockLimits.sectorSize * BlockLimits.sectorSize
+        if write { done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: true) }
+        return done
     }
 }

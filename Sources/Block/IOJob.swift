@@ -60,26 +60,18 @@ public struct IOJob: Equatable, Sendable {
     }
 
     /// Checks the job against the queue before any I/O: EINVAL (with a kernel-style line)
-    /// for more than maxJobBytes, a range beyond the disk, or a transfer the queue cannot
-    /// carry in one request.
+    /// for more than maxJobBytes or a range beyond the disk. A transfer larger than one
+    /// request is split as the kernel splits a bio.
     public func validate(_ queue: BlockQueue) throws(Errno) {
         guard bytes * count * threads <= Self.maxJobBytes else {
             queue.device.err("dmaemu: io job of \(bytes * count * threads) bytes exceeds the \(Self.maxJobBytes >> 30) GiB a write may move")
             throw .invalidArgument
         }
-        let (start, end) = BlockQueue.span(offset, bytes)
         let last = random ? offset + bytes : offset + threads * count * bytes
         guard last <= queue.capacity else {
             queue.device.err(
                 "dmaemu: attempt to access beyond end of device: sector=\(offset / BlockLimits.sectorSize), "
                     + "nr_sectors = \((last - offset + 511) / 512) limit=\(queue.capacity / BlockLimits.sectorSize)")
-            throw .invalidArgument
-        }
-        let fewestSegments = (end - start + queue.limits.maxSegmentSize - 1) / queue.limits.maxSegmentSize
-        guard end - start <= queue.limits.maxTransfer, fewestSegments <= queue.limits.maxSegments else {
-            queue.device.err(
-                "dmaemu: \(end - start)-byte transfer exceeds the queue limits (max_hw_sectors \(queue.limits.maxTransfer / 512), "
-                    + "max_segments \(queue.limits.maxSegments), max_segment_size \(queue.limits.maxSegmentSize))")
             throw .invalidArgument
         }
     }
@@ -108,13 +100,14 @@ public struct IOJob: Equatable, Sendable {
         var total = ThreadResult()
         for r in results {
             total.done += r.done
+            total.requests += r.requests
             total.bounced += r.bounced
             total.errors += r.errors
             total.mismatch = total.mismatch ?? r.mismatch
             total.failed = total.failed ?? r.failed
         }
         let transfers = operation == .verify ? 2 : 1
-        queue.stats.account(ios: total.done * transfers, bytes: total.done * bytes * transfers, bounced: total.bounced, errors: total.errors)
+        queue.stats.account(ios: total.requests, bytes: total.done * bytes * transfers, bounced: total.bounced, errors: total.errors)
         var samples: [Int] = []
         for thread in 0..<threads { samples += latencies[(thread * count)..<(thread * count + results[thread].done)] }
         queue.stats.finishRun(bytes: total.done * bytes * transfers, seconds: elapsed.seconds, latencies: &samples)
@@ -141,17 +134,25 @@ public struct IOJob: Equatable, Sendable {
 
     struct ThreadResult {
         var done = 0
+        /// The requests the transfers became (split bios, read-modify-write reads).
+        var requests = 0
         var bounced = 0
         var errors = 0
         var mismatch: Int?
         /// The transfer that failed: its disk offset and whether it wrote.
         var failed: (offset: Int, write: Bool)?
+
+        mutating func add(_ sent: Submission) {
+            requests += sent.requests
+            bounced += sent.bounced
+        }
     }
 
     /// One thread's transfers, with its own request buffer; stops at the first error.
     private func work(thread: Int, queue: BlockQueue, latencies: UnsafeMutableBufferPointer<Int>) -> ThreadResult {
         var result = ThreadResult()
-        let buffer = queue.makeBuffer()
+        // Room for the transfer's sectors wherever they start in a page.
+        let buffer = queue.makeBuffer(capacity: max(queue.limits.maxTransfer, bytes + 2 * BlockLimits.sectorSize))
         var generator = SplitMix(seed: seed &+ UInt64(thread) &* 0x1000_0000_01b3)
         var current = (offset: 0, write: false)
         do throws(Errno) {
@@ -160,11 +161,11 @@ public struct IOJob: Equatable, Sendable {
                 let began = ContinuousClock.now
                 if operation != .read {
                     current = (position, true)
-                    result.bounced += try writePattern(queue, buffer, at: position)
+                    result.add(try writePattern(queue, buffer, at: position))
                 }
                 if operation != .write {
                     current = (position, false)
-                    result.bounced += try readBack(queue, buffer, at: position, mismatch: &result.mismatch)
+                    result.add(try readBack(queue, buffer, at: position, mismatch: &result.mismatch))
                 }
                 latencies[index] = Int((ContinuousClock.now - began).nanoseconds)
                 result.done += 1
@@ -179,7 +180,7 @@ public struct IOJob: Equatable, Sendable {
     }
 
     /// Writes the seeded pattern of disk bytes [position, position + bytes).
-    private func writePattern(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int) throws(Errno) -> Int {
+    private func writePattern(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int) throws(Errno) -> Submission {
         let (bytes, seed) = (self.bytes, self.seed)
         return try queue.transfer(buffer, write: true, offset: position, count: bytes) { (buffer, at) throws(Errno) in
             try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
@@ -190,7 +191,7 @@ public struct IOJob: Equatable, Sendable {
 
     /// Reads disk bytes [position, position + bytes); a verify checks them against the
     /// pattern and fails with EIO at the first that differs (its disk offset in `mismatch`).
-    private func readBack(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int, mismatch: inout Int?) throws(Errno) -> Int {
+    private func readBack(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int, mismatch: inout Int?) throws(Errno) -> Submission {
         let (bytes, seed, verify) = (self.bytes, self.seed, operation == .verify)
         var found: Int?
         defer { mismatch = found }

@@ -8,7 +8,7 @@ import PhysicalMemory
 import SystemPackage
 
 /// The queue limits a driver sets (struct queue_limits).
-public struct BlockLimits: Sendable {
+public struct BlockLimits: Equatable, Sendable {
     /// SECTOR_SIZE: the unit the block layer counts in, whatever the disk's logical block.
     public static let sectorSize = 512
     /// max_segments.
@@ -19,19 +19,36 @@ public struct BlockLimits: Sendable {
     public var maxTransfer: Int
     /// seg_boundary_mask.
     public var segmentBoundaryMask: UInt64 = 0xffff_ffff
+    /// virt_boundary_mask: a request's segments may only meet at such a boundary (nvme:
+    /// its controller page), else the bio is split there.
+    public var virtBoundaryMask: UInt64 = 0
+    /// BLK_DEF_MAX_SECTORS_CAP in bytes: what max_sectors is at most unless a user raises it.
+    public static let defaultMaxSectorsCap = 2560 * sectorSize
 
-    public init(maxSegments: Int, maxSegmentSize: Int, maxTransfer: Int, segmentBoundaryMask: UInt64 = 0xffff_ffff) {
+    public init(maxSegments: Int, maxSegmentSize: Int, maxTransfer: Int, segmentBoundaryMask: UInt64 = 0xffff_ffff,
+                virtBoundaryMask: UInt64 = 0) {
         self.maxSegments = maxSegments
         self.maxSegmentSize = maxSegmentSize
         self.maxTransfer = maxTransfer
         self.segmentBoundaryMask = segmentBoundaryMask
+        self.virtBoundaryMask = virtBoundaryMask
+    }
+
+    /// max_sectors in bytes: max_hw_sectors capped as blk_validate_limits() caps it. The
+    /// most one request carries; a bio is split there.
+    public var maxSectorsBytes: Int { min(maxTransfer, Self.defaultMaxSectorsCap) }
+
+    /// get_max_segment_size(): how much of `length` bytes at `phys` one segment may take.
+    @inline(__always)
+    func segmentSize(at phys: PhysAddr, _ length: Int) -> Int {
+        min(length, Int(min(segmentBoundaryMask - (segmentBoundaryMask & phys), UInt64(maxSegmentSize) - 1)) + 1)
     }
 }
 
 public final class RequestBuffer {
     public let ram: PhysicalMemory
     public let limits: BlockLimits
-    private let blocks: UnsafeMutableBufferPointer<(phys: PhysAddr, order: Int)>
+    let blocks: UnsafeMutableBufferPointer<(phys: PhysAddr, order: Int)>
     private(set) var blockCount = 0
     /// Offset of byte 0 of the data in the first block.
     public private(set) var pageOffset = 0
@@ -39,11 +56,17 @@ public final class RequestBuffer {
     /// The pages are someone else's (a stacked driver's bio): release() forgets them.
     private var borrowed = false
     public let scatterList: UnsafeMutableBufferPointer<ScatterEntry>
+    /// The most bytes the buffer holds (a bio larger than a request is split into pieces).
+    public let capacity: Int
+    /// The pieces of this bio in flight at once, each describing part of its pages.
+    private var pieces: [RequestBuffer] = []
 
-    public init(ram: PhysicalMemory, limits: BlockLimits) {
+    /// A buffer of up to `capacity` bytes (one request's worth unless said).
+    public init(ram: PhysicalMemory, limits: BlockLimits, capacity: Int? = nil) {
         self.ram = ram
         self.limits = limits
-        let pages = limits.maxTransfer / PhysicalMemory.pageSize + 2
+        self.capacity = capacity ?? limits.maxTransfer
+        let pages = self.capacity / PhysicalMemory.pageSize + 2
         blocks = .allocate(capacity: pages)
         scatterList = .allocate(capacity: limits.maxSegments)
         scatterList.initialize(repeating: ScatterEntry(phys: 0, length: 0))
@@ -59,6 +82,7 @@ public final class RequestBuffer {
     /// false (nothing kept) when RAM runs out.
     public func allocate(length: Int, pageOffset: Int) -> Bool {
         release()
+        guard (pageOffset + length + PhysicalMemory.pageSize - 1) / PhysicalMemory.pageSize <= blocks.count else { return false }
         self.length = length
         self.pageOffset = pageOffset
         var pages = (pageOffset + length + PhysicalMemory.pageSize - 1) / PhysicalMemory.pageSize
@@ -105,6 +129,14 @@ public final class RequestBuffer {
             position += size
         }
         length = count
+    }
+
+    /// The buffer that describes the piece `depth` of this bio in flight to a queue with
+    /// `limits` (made once for the queue the bio goes to).
+    func piece(_ depth: Int, _ limits: BlockLimits) -> RequestBuffer {
+        while pieces.count <= depth { pieces.append(RequestBuffer(ram: ram, limits: limits)) }
+        if pieces[depth].limits != limits { pieces[depth] = RequestBuffer(ram: ram, limits: limits) }
+        return pieces[depth]
     }
 
     /// Describes pages a stacked driver allocated (its out bio), data from the first

@@ -173,11 +173,25 @@ public final class DMCryptDriver: DiskDriver {
 
     // MARK: - I/O (crypt_map, kcryptd_crypt_write_convert, kcryptd_crypt_read_convert)
 
-    public func queueRequest(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Int {
+    /// crypt_map(): a bio of more than BIO_MAX_VECS pages is taken a piece of that size at a
+    /// time (dm_accept_partial_bio()); the pieces share the bio's pages.
+    public func submitBio(_ bio: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
         guard let target = target.withLock({ $0 }) else { throw .noDevice }
-        let context = target.contexts.withLock { $0.popLast()?.value }
-            ?? CryptContext(ram: queue.device.ram, limits: queue.limits, lowerLimits: target.lowerQueue.limits)
+        let context = target.contexts.withLock { $0.popLast()?.value } ?? CryptContext(ram: queue.device.ram, limits: queue.limits)
         defer { target.contexts.withLock { $0.append(UnsafeSendable(context)) } }
+        guard bio.length > Self.maxIO else { return try map(target, context, bio, lba: lba, write: write) }
+        var done = 0, sent = Submission()
+        defer { context.piece.release() }
+        while done < bio.length {
+            let count = min(Self.maxIO, bio.length - done)
+            context.piece.borrow(from: bio, start: done, count: count)
+            sent += try map(target, context, context.piece, lba: lba + done / BlockLimits.sectorSize, write: write)
+            done += count
+        }
+        return sent
+    }
+
+    private func map(_ target: Target, _ context: CryptContext, _ buffer: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Submission {
         let length = buffer.length
         let data = UnsafeMutableRawBufferPointer(rebasing: context.data[0..<length])
         if write {
@@ -190,15 +204,15 @@ public final class DMCryptDriver: DiskDriver {
             var at = 0
             for (phys, order) in context.bio.used {
                 let count = min(PhysicalMemory.pageSize << order, length - at)
-                queue.device.ram.virt(phys).copyMemory(from: data.baseAddress! + at, byteCount: count)
+                target.queue.device.ram.virt(phys).copyMemory(from: data.baseAddress! + at, byteCount: count)
                 at += count
             }
             context.out.borrow(blocks: context.bio.used, length: length)
             defer { context.out.release() }
             return try submitToLower(target, context, context.out, lba: lba, write: true)
         }
-        let bounced = try submitToLower(target, context, buffer, lba: lba, write: false)
-        guard let cipher = target.cipher else { return bounced }
+        let done = try submitToLower(target, context, buffer, lba: lba, write: false)
+        guard let cipher = target.cipher else { return done }
         try buffer.withPieces(from: 0, count: length) { memory, at, count in
             (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
         }
@@ -206,32 +220,22 @@ public final class DMCryptDriver: DiskDriver {
         try buffer.withPieces(from: 0, count: length) { memory, at, count in
             memory.copyMemory(from: data.baseAddress! + at, byteCount: count)
         }
-        return bounced
+        return done
     }
 
-    /// The clone goes to the lower device, split to what its queue carries in one request
-    /// (bio_split_to_limits()); the pieces share the clone's pages.
-    private func submitToLower(_ target: Target, _ context: CryptContext, _ source: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Int {
+    /// The clone goes to the lower device, whose queue splits it to its limits: dm-0 did one
+    /// request, the disk under it what its queue made of it.
+    private func submitToLower(_ target: Target, _ context: CryptContext, _ source: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Submission {
         let lower = target.lowerQueue
-        let chunk = lower.chunkLimit
-        let length = source.length
-        return try lower.enter { () throws(Errno) -> Int in
-            var done = 0, bounced = 0, ios = 0
-            defer { context.piece.release() }
+        return try lower.enter { () throws(Errno) -> Submission in
             do throws(Errno) {
-                while done < length {
-                    let count = min(chunk, length - done)
-                    context.piece.borrow(from: source, start: done, count: count)
-                    bounced += try lower.submit(context.piece, lba: lba + done / BlockLimits.sectorSize, write: write)
-                    ios += 1
-                    done += count
-                }
+                let sent = try lower.submit(source, lba: lba, write: write)
+                lower.stats.account(ios: sent.requests, bytes: source.length, bounced: sent.bounced, errors: 0)
+                return Submission(requests: 1, bounced: sent.bounced)
             } catch {
-                lower.stats.account(ios: ios, bytes: done, bounced: bounced, errors: 1)
+                lower.stats.account(ios: 0, bytes: 0, bounced: 0, errors: 1)
                 throw error
             }
-            lower.stats.account(ios: ios, bytes: done, bounced: bounced, errors: 0)
-            return bounced
         }
     }
 
@@ -274,11 +278,11 @@ final class CryptContext {
     let out: RequestBuffer
     let piece: RequestBuffer
 
-    init(ram: PhysicalMemory, limits: BlockLimits, lowerLimits: BlockLimits) {
+    init(ram: PhysicalMemory, limits: BlockLimits) {
         data = .allocate(byteCount: DMCryptDriver.maxIO, alignment: 16)
         scratch = AESXTS.Scratch(bytes: DMCryptDriver.maxIO)
         out = RequestBuffer(ram: ram, limits: limits)
-        piece = RequestBuffer(ram: ram, limits: lowerLimits)
+        piece = RequestBuffer(ram: ram, limits: limits)
     }
 
     func deallocate() {

@@ -54,7 +54,10 @@ public final class Machine: Sendable {
             restricted[pool.name] = mem
         }
         let tracer = Tracer(kernel: config.kernel, cpus: CPU.online)
-        var platform = Platform(ram: ram, swiotlb: IOTLBMem(ram: ram, config: config.swiotlb), restrictedPools: restricted, tracer: tracer)
+        // The machine's kernel is the one swiotlb follows, however the config was made.
+        var swiotlb = config.swiotlb
+        swiotlb.kernel = config.kernel
+        var platform = Platform(ram: ram, swiotlb: IOTLBMem(ram: ram, config: swiotlb), restrictedPools: restricted, tracer: tracer)
         platform.dmapoolAlgorithm = config.dmapoolAlgorithm
         platform.dmapoolDebug = config.dmapoolDebug
         platform.dmaDebug = config.dmaDebug

@@ -38,11 +38,11 @@ public struct MachineConfig: Sendable {
     public init() {}
 
     /// What `[machine] kernel` selects before the file's own [swiotlb] and [dmapool] keys
-    /// (which still win): swiotlb's slot search, the dma pool generation (6.1 is before
+    /// (which still win): the dma pool generation (6.1 is before
     /// v6.4's rework: legacy), and growth (CONFIG_SWIOTLB_DYNAMIC came in 6.6; Debian's 6.12
-    /// is built without it). Trace formats and debugfs files follow the kernel directly.
+    /// is built without it). swiotlb's slot search, trace formats and debugfs files follow the
+    /// kernel directly (Machine).
     mutating func applyKernelPreset() {
-        swiotlb.kernel = kernel
         dmapoolAlgorithm = kernel == .v6_1 ? .legacy : .stack
         if kernel < .v6_18 { swiotlb.dynamic = false }
     }

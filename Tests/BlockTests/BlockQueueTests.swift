@@ -13,6 +13,8 @@ import Testing
 final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch disjoint bytes of `storage`
     let storage: UnsafeMutableRawBufferPointer
     private(set) var flushes = 0
+    /// The commands in the order they completed.
+    private(set) var requests: [BlockCommand] = []
     var queue: BlockQueue!
 
     init(capacity: Int) {
@@ -24,7 +26,8 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
 
     var media: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
 
-    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
+    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>, inFlight: () throws(Errno) -> Void) throws(Errno) {
+        defer { requests.append(command) }
         var position = command.lba * BlockLimits.sectorSize
         for entry in list {
             guard let memory = try? queue.device.deviceMemory(entry.dmaAddress, size: entry.dmaLength, write: !command.write)
@@ -36,22 +39,27 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
             }
             position += entry.dmaLength
         }
+        try inFlight()
     }
 
     func flush() throws(Errno) { flushes += 1 }
 }
 
+/// Requests of at most 256 KiB.
+let quarterMiB = BlockLimits(maxSegments: 128, maxSegmentSize: 65536, maxTransfer: 256 << 10)
+
 /// A TestDisk and its queue, on a device of `ram` with a 512-slot swiotlb.
-func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4 << 20, dynamic: Bool = true) throws -> TestDisk {
+func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4 << 20, dynamic: Bool = true, slots: Int = 512,
+              limits: BlockLimits = BlockLimits(maxSegments: 128, maxSegmentSize: 65536, maxTransfer: 1 << 20)) throws -> TestDisk {
     let ram = try PhysicalMemory(size: bytes)
     var config = SWIOTLBConfig()
-    config.nslabs = 512
+    config.nslabs = slots
     config.nareas = 1
     config.dynamic = dynamic
     let device = Device(name: "disk0", ram: ram, swiotlb: IOTLBMem(ram: ram, config: config), dmaMask: dmaBitMask(maskBits), coherentDMAMask: dmaBitMask(maskBits))
     let disk = TestDisk(capacity: capacity)
     let queue = BlockQueue(
-        device: device, capacity: capacity, limits: BlockLimits(maxSegments: 128, maxSegmentSize: 65536, maxTransfer: 1 << 20), driver: disk)
+        device: device, capacity: capacity, limits: limits, driver: disk)
     disk.queue = queue
     return disk
 }
@@ -87,10 +95,11 @@ func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4
         var back = [UInt8](repeating: 0, count: 100)
         #expect(try back.withUnsafeMutableBytes { buffer throws(Errno) in try queue.read(into: buffer, at: 1500) } == 100)
         #expect(back.elementsEqual(data[500..<600]))
-        // Requests of at most 127 pages (max_segments - 1, 520192 bytes) end at multiples of
-        // that: [1000, 520192), ..., [3121152, 3146728) are 7 writes; then the one read.
-        #expect(queue.chunkLimit == 520192)
-        #expect(queue.stats.current.0.ios == 8)
+        // Bios of up to BIO_MAX_VECS pages ending at multiples of 1 MiB: [1000, 1M), [1M, 2M),
+        // [2M, 3M), [3M, 3M + 1000); each fits one request (1 MiB, 16 segments of 64 KiB at
+        // most), and the first and last begin by reading the sectors they cover in part.
+        // Then the one read: 7 requests.
+        #expect(queue.stats.current.0.ios == 7)
         #expect(throws: Errno.noSpace) { try data.withUnsafeBytes { buffer throws(Errno) in try queue.write(from: buffer, at: 4 << 20) } }
     }
 
@@ -112,6 +121,40 @@ func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4
         try IOJob(parsing: "verify 65536").run(on: queue)
         #expect(ContinuousClock.now - start >= .milliseconds(150))
         #expect(queue.stats.current.0 == IOStats.Totals(ios: 2, bytes: 131072, bouncedBytes: 131072, errors: 0))
+    }
+
+    @Test func aBioLargerThanARequestIsSplitAtMaxSectorsAndItsRequestsAreInFlightTogether() throws {
+        // max_sectors 256 KiB: a 2 MiB write is two bios of BIO_MAX_VECS pages (1 MiB), each
+        // four requests mapped at once (512 slots), the second bio after the first.
+        let disk = try testDisk(ram: 8 << 30, maskBits: 32, capacity: 8 << 20, slots: 2048, limits: quarterMiB), queue = disk.queue!
+        let swiotlb = try #require(queue.device.swiotlb).mem
+        try IOJob(parsing: "write 2M").run(on: queue)
+        #expect(disk.requests.map { ($0.lba, $0.sectors) }.elementsEqual(
+            [(1536, 512), (1024, 512), (512, 512), (0, 512), (3584, 512), (3072, 512), (2560, 512), (2048, 512)], by: ==))
+        #expect(swiotlb.usedHiwater == 512 && swiotlb.used == 0)
+        #expect(queue.stats.current.0 == IOStats.Totals(ios: 8, bytes: 2 << 20, bouncedBytes: 2 << 20, errors: 0))
+    }
+
+    @Test func splitRequestsThatDoNotFitSwiotlbTogetherGoOneAfterAnother() throws {
+        // A fixed 256-slot (512 KiB) swiotlb holds two of a bio's four 256 KiB requests:
+        // the third finds it full while those are in flight, waits for their completion,
+        // and the bio still completes, without the requeue's two seconds.
+        let disk = try testDisk(ram: 8 << 30, maskBits: 32, capacity: 8 << 20, dynamic: false, slots: 256, limits: quarterMiB), queue = disk.queue!
+        let swiotlb = try #require(queue.device.swiotlb).mem
+        let start = ContinuousClock.now
+        try IOJob(parsing: "verify 1M").run(on: queue)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(disk.requests.count == 8 && swiotlb.usedHiwater == 256 && swiotlb.used == 0)
+    }
+
+    @Test func segmentLimitsSplitABio() throws {
+        // max_segments 4 of max_segment_size 4 KiB: 16 KiB a request. 64 KiB in one
+        // contiguous run of 16 pages (a fresh buddy gives one order-4 block): bvec_split_segs()
+        // cuts it into four requests of four segments.
+        let disk = try testDisk(capacity: 1 << 20, limits: BlockLimits(maxSegments: 4, maxSegmentSize: 4096, maxTransfer: 1 << 20)), queue = disk.queue!
+        try IOJob(parsing: "write 64K offset=8192").run(on: queue)
+        #expect(disk.requests.map { ($0.lba, $0.sectors) }.sorted { $0.0 < $1.0 }.elementsEqual([(16, 32), (48, 32), (80, 32), (112, 32)], by: ==))
+        #expect(disk.media[8192..<(8192 + 65536)].elementsEqual((8192..<(8192 + 65536)).map { DataPattern.byte(1, at: $0) }))
     }
 
     @Test func thePatternFindsTheFirstDifferentByte() {

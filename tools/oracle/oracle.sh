@@ -62,6 +62,23 @@ for release in $kernels; do
 	cp -r tools/oracle/experiments "$initrd/experiments"
 	cp tools/oracle/traced "$initrd/traced"
 	cp tools/dmaemu-record "$initrd/dmaemu-record"
+	cp -r tools/oracle/workloads "$initrd/workloads"
+	# nvme and what it needs, in load order, for the workloads on QEMU's NVMe disk.
+	case $release in
+	6.1.*) modules="crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi nvme-core nvme" ;;
+	*) modules="nvme-auth nvme-core nvme" ;;
+	esac
+	mkdir -p "$initrd/lib/modules"
+	for m in $modules; do
+		ko=$(find "$kdir/lib/modules" -name "$m.ko*" | head -n 1)
+		[ -n "$ko" ] || die "module $m not in $image"
+		case $ko in
+		*.xz) xz -dc "$ko" >"$initrd/lib/modules/$m.ko" ;;
+		*) cp "$ko" "$initrd/lib/modules/$m.ko" ;;
+		esac
+		echo "$m" >>"$initrd/lib/modules/order"
+	done
+	truncate -s 64M "$build/disk.img"
 	cp tools/oracle/guest-init "$initrd/init"
 	chmod +x "$initrd/init"
 	(cd "$initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$build/initrd.gz"
@@ -69,19 +86,20 @@ for release in $kernels; do
 	say "booting $release ($accel)"
 	console=$build/console.log
 	vm_boot "$accel" 600 "$kdir/boot/vmlinuz-$release-amd64" "$build/initrd.gz" \
-		"console=ttyS0 quiet nokaslr swiotlb=force log_buf_len=16M" -m 1024 -smp 1 -nodefaults -serial "file:$console" ||
+		"console=ttyS0 quiet nokaslr swiotlb=force log_buf_len=16M" -m 1024 -smp 1 -nodefaults -serial "file:$console" \
+		-drive "file=$build/disk.img,if=none,id=d0,format=raw" -device nvme,serial=oracle,drive=d0 ||
 		die "$release: qemu failed or timed out (see $console)"
 	grep -q '^oracle: done' "$console" || { tail -30 "$console" >&2; die "$release: the guest did not finish"; }
 
 	# One fixture per family of experiments and kernel.
 	sed -n 's/\r$//; s/^oracle: //p' "$console" | grep -v '^done' >"$build/all"
-	for family in tools/oracle/experiments/* trace; do
+	for family in tools/oracle/experiments/* tools/oracle/workloads/* trace; do
 		family=${family##*/}
 		grep -q "^family $family\$" "$build/all" || continue  # trace: only where the kernel has dma events
 		fixture=$out/$family-$release.txt
 		{
 			echo "# tools/oracle/oracle.sh: $image $version, qemu-system-x86_64 -smp 1 -m 1024 -nodefaults,"
-			echo "# console=ttyS0 quiet nokaslr swiotlb=force; dmaemu_oracle.ko runs each script."
+			echo "# console=ttyS0 quiet nokaslr swiotlb=force, a 64 MiB -device nvme; dmaemu_oracle.ko or the shell runs each script."
 			awk -v family="$family" '/^family / { on = ($2 == family); next } on' "$build/all"
 		} >"$fixture"
 		say "$fixture: $(grep -c '^experiment ' "$fixture") experiments, $(grep -c '^ *[^# ]' "$fixture") lines"

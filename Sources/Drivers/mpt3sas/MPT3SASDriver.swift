@@ -171,15 +171,21 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
 
     /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), the
     /// request frame and SGL, the IOC runs it, the SMID goes back.
-    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
+    /// scsih_qcmd(): a SMID (waiting while all are busy), its request frame and chains
+    /// (the SMID's own, preallocated), the IOC runs it.
+    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                        inFlight: () throws(Errno) -> Void) throws(Errno) {
         guard let adapter = adapter.withLock({ $0 }) else { throw .noDevice }
-        let tag = adapter.smids.get()
-        defer { adapter.smids.put(tag) }
-        let frame = adapter.requestFrames.value + tag * Self.requestFrameSize
-        MPT3SASSGL.buildRequest(frame, command)
-        let first = (tag - 1) * adapter.chainsPerIO
-        MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
-        try adapter.controller.run(smid: tag)
+        do {
+            let tag = adapter.smids.get()
+            defer { adapter.smids.put(tag) }
+            let frame = adapter.requestFrames.value + tag * Self.requestFrameSize
+            MPT3SASSGL.buildRequest(frame, command)
+            let first = (tag - 1) * adapter.chainsPerIO
+            MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
+            try adapter.controller.run(smid: tag)
+        }
+        try inFlight()
     }
 
     public func stop() {

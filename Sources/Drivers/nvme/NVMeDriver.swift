@@ -98,9 +98,10 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         let maxTransfer = min(Self.maxTransfer, mapping)
         // nvme_max_drv_segments(): a segment per controller page of the transfer, and one
         // for a start inside a page; NVME_MAX_SEGS above that.
+        // The virt boundary: PRPs cannot describe a gap inside a controller page.
         let limits = BlockLimits(
             maxSegments: min(Self.maxSegments, maxTransfer / NVMeCommand.pageSize + 1), maxSegmentSize: Int(UInt32.max),
-            maxTransfer: maxTransfer)
+            maxTransfer: maxTransfer, virtBoundaryMask: UInt64(NVMeCommand.pageSize - 1))
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
         controller.withLock {
             $0 = Controller(queue: queue, emulated: emulated, submissionQueue: submission!.cpu, pagePool: pagePool,
@@ -109,13 +110,15 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     }
 
     /// nvme_queue_rq(): a command id (waiting while all are busy), the command and its
-    /// data pointer, the controller runs it, the descriptors go back to their pools.
-    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>) throws(Errno) {
+    /// data pointer, the controller runs it; the descriptors go back to their pools at
+    /// completion (nvme_unmap_data()), after the requests dispatched behind it.
+    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                        inFlight: () throws(Errno) -> Void) throws(Errno) {
         guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
-        let tag = controller.ids.get()
-        defer { controller.ids.put(tag) }
-        let sqe = controller.submissionQueue.value + tag * NVMeCommand.size
-        NVMeDescriptors.buildCommand(sqe, command, id: tag)
+        var tag: Int? = controller.ids.get()
+        defer { if let tag { controller.ids.put(tag) } }
+        let sqe = controller.submissionQueue.value + tag! * NVMeCommand.size
+        NVMeDescriptors.buildCommand(sqe, command, id: tag!)
         var taken = Descriptors()
         defer {
             for i in 0..<taken.count {
@@ -135,7 +138,10 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
             throw .ioError
         }
-        try controller.emulated.run(slot: tag)
+        try controller.emulated.run(slot: tag!)
+        controller.ids.put(tag!)
+        tag = nil
+        try inFlight()
     }
 
     public func stop() {
