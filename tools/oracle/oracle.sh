@@ -69,15 +69,7 @@ for release in $kernels; do
 	*) modules="nvme-auth nvme-core nvme" ;;
 	esac
 	mkdir -p "$initrd/lib/modules"
-	for m in $modules; do
-		ko=$(find "$kdir/lib/modules" -name "$m.ko*" | head -n 1)
-		[ -n "$ko" ] || die "module $m not in $image"
-		case $ko in
-		*.xz) xz -dc "$ko" >"$initrd/lib/modules/$m.ko" ;;
-		*) cp "$ko" "$initrd/lib/modules/$m.ko" ;;
-		esac
-		echo "$m" >>"$initrd/lib/modules/order"
-	done
+	vm_modules "$kdir" "$initrd/lib/modules" $modules
 	truncate -s 64M "$build/disk.img"
 	cp tools/oracle/guest-init "$initrd/init"
 	chmod +x "$initrd/init"

@@ -45,6 +45,24 @@ vm_kernel() {
     echo "$dir"
 }
 
+# vm_modules KERNEL_DIR DIR MODULE...: the named modules of the kernel, decompressed, into
+# DIR, and their names in DIR/order (the order to insmod them in).
+vm_modules() {
+    kdir=$1 mdir=$2
+    shift 2
+    : > "$mdir/order"
+    for m in "$@"; do
+        ko=$(find "$kdir/lib/modules" -name "$m.ko*" | head -n 1)
+        [ -n "$ko" ] || vm_die "module $m not in $kdir"
+        case $ko in
+        *.xz) xz -dc "$ko" > "$mdir/$m.ko" ;;
+        *.zst) zstd -dc "$ko" > "$mdir/$m.ko" ;;
+        *) cp "$ko" "$mdir/$m.ko" ;;
+        esac
+        echo "$m" >> "$mdir/order"
+    done
+}
+
 # vm_initramfs KERNEL_DIR INIT OUT MODULE...: busybox, the named modules (decompressed,
 # insmod'ed by INIT in the order given) and INIT as /init, as a gzip'd cpio.
 vm_initramfs() {
@@ -53,17 +71,7 @@ vm_initramfs() {
     tree=$(mktemp -d)
     mkdir -p "$tree/bin" "$tree/dev" "$tree/proc" "$tree/sys" "$tree/newroot" "$tree/lib/modules"
     cp /bin/busybox "$tree/bin/busybox"
-    : > "$tree/lib/modules/order"
-    for m in "$@"; do
-        ko=$(find "$kdir/lib/modules" -name "$m.ko*" | head -n 1)
-        [ -n "$ko" ] || vm_die "module $m not in $kdir"
-        case $ko in
-        *.xz) xz -dc "$ko" > "$tree/lib/modules/$m.ko" ;;
-        *.zst) zstd -dc "$ko" > "$tree/lib/modules/$m.ko" ;;
-        *) cp "$ko" "$tree/lib/modules/$m.ko" ;;
-        esac
-        echo "$m" >> "$tree/lib/modules/order"
-    done
+    vm_modules "$kdir" "$tree/lib/modules" "$@"
     cp "$init" "$tree/init" && chmod 0755 "$tree/init"
     ( cd "$tree" && find . | cpio -o -H newc --quiet | gzip -1 ) > "$out"
     rm -rf "$tree"
