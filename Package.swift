@@ -109,7 +109,12 @@ let package = Package(
         .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking", "Lib"]),
         .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         // What Debian's real kernels did (tools/oracle/oracle.sh), held against the engines.
-        .testTarget(name: "OracleTests", dependencies: ["Replay", "TestSupport", "Drivers", "Block", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Lib"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "OracleTests",
+            dependencies: [
+                "Replay", "TestSupport", "DMCrypt", "Drivers", "Block", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Lib",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ], exclude: ["Fixtures"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "DMA", "DMAPool", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         .testTarget(name: "DMAPoolTests", dependencies: ["DMAPool", "DMA", "PhysicalMemory", "CHeapStats", "Locking", "Trace"]),
         .testTarget(name: "MempoolTests", dependencies: ["Mempool", "PhysicalMemory", "Locking"]),
@@ -117,7 +122,7 @@ let package = Package(
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "DMA", "PhysicalMemory", systemPackage]),
         .testTarget(
             name: "DriversTests",
-            dependencies: ["TestSupport", "Drivers", "Block", "DMA", "PhysicalMemory", "Lib", "Locking", systemPackage]),
+            dependencies: ["TestSupport", "Drivers", "Hardware", "DMAPool", "Block", "DMA", "PhysicalMemory", "Lib", "Locking", systemPackage]),
         .testTarget(
             name: "DMCryptTests",
             dependencies: ["TestSupport", "DMCrypt", "Drivers", "Block", "Mempool", "PhysicalMemory", "Lib", "Locking", systemPackage]),

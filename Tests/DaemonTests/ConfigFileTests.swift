@@ -68,7 +68,7 @@ import Testing
         ("[swiotlb]\nareas = 0\n", "t.toml:2: swiotlb.areas: must be 1...1024"),
         ("[swiotlb]\nkernel_parameter = \"x,y\"\n", "t.toml:2: swiotlb.kernel_parameter: bad swiotlb= value 'x,y'"),
         ("[[device]]\ndriver = \"generic\"\n[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:1: device.name: is required, without '/'"),
-        ("[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:2: device.driver: unknown driver 'floppy' (known: dm-crypt, generic, mpt3sas, nvme)"),
+        ("[[device]]\ndriver = \"floppy\"\nname = \"fd0\"\n", "t.toml:2: device.driver: unknown driver 'floppy' (known: dm-crypt, generic, megaraid_sas, mpt3sas, nvme)"),
         ("[[device]]\ndriver = \"generic\"\nname = \"x\"\ndma_mask_bits = 8\n", "t.toml:4: device.dma_mask_bits: must be 20...64"),
         ("speed = 3\n", "t.toml:1: speed: unknown key"),
         ("[machine\n", "t.toml:1: "),

@@ -24,7 +24,7 @@ die() { echo "oracle: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (apt, /usr/src, the guests' modules)"
 . tools/testing/vm/lib.sh
-VM_HOST_DEBS="qemu-system-x86 busybox-static cpio gcc make"
+VM_HOST_DEBS="qemu-system-x86 busybox-static cpio gcc make dmsetup"
 vm_host_deps
 need=""
 for release in $kernels; do
@@ -63,14 +63,32 @@ for release in $kernels; do
 	cp tools/oracle/traced "$initrd/traced"
 	cp tools/dmaemu-record "$initrd/dmaemu-record"
 	cp -r tools/oracle/workloads "$initrd/workloads"
-	# nvme and what it needs, in load order, for the workloads on QEMU's NVMe disk.
+	cp tools/oracle/dmcrypt-check "$initrd/dmcrypt-check"
+	# nvme and what it needs, in load order, for the workloads on QEMU's NVMe disk, and
+	# dm-crypt for aes-xts-plain64.
 	case $release in
-	6.1.*) modules="crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi nvme-core nvme" ;;
-	*) modules="nvme-auth nvme-core nvme" ;;
+	6.1.*) modules="crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi nvme-core nvme ecb" ;;
+	*) modules="nvme-auth nvme-core nvme" ;;  # ecb is built in
 	esac
 	mkdir -p "$initrd/lib/modules"
-	vm_modules "$kdir" "$initrd/lib/modules" $modules
-	truncate -s 64M "$build/disk.img"
+	vm_modules "$kdir" "$initrd/lib/modules" $modules dm-mod dm-crypt xts
+	# megaraid_sas and the SCSI disk, loaded by the sas family itself.
+	mkdir -p "$initrd/lib/modules/sas"
+	vm_modules "$kdir" "$initrd/lib/modules/sas" scsi_common scsi_mod sd_mod megaraid_sas
+	# The host's dmsetup and the libraries it links.
+	mkdir -p "$initrd/usr/sbin"
+	cp "$(command -v dmsetup)" "$initrd/usr/sbin/dmsetup"
+	for lib in $(ldd "$(command -v dmsetup)" | grep -o '/[^ ]*'); do
+		mkdir -p "$initrd$(dirname "$lib")"
+		cp -L "$lib" "$initrd$lib"
+	done
+	# The disk, with what dmaemu's dm-crypt wrote (Fixtures/dmcrypt-<MiB>M.img) where
+	# dmcrypt-check reads it.
+	truncate -s 64M "$build/disk.img" "$build/sas.img"
+	for written in "$fixtures"/dmcrypt-*M.img; do
+		at=${written##*/dmcrypt-}
+		dd if="$written" of="$build/disk.img" bs=1M seek="${at%M.img}" conv=notrunc status=none
+	done
 	cp tools/oracle/guest-init "$initrd/init"
 	chmod +x "$initrd/init"
 	(cd "$initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$build/initrd.gz"
@@ -79,7 +97,8 @@ for release in $kernels; do
 	console=$build/console.log
 	vm_boot "$accel" 600 "$kdir/boot/vmlinuz-$release-amd64" "$build/initrd.gz" \
 		"console=ttyS0 quiet nokaslr swiotlb=force log_buf_len=16M" -m 1024 -smp 1 -nodefaults -serial "file:$console" \
-		-drive "file=$build/disk.img,if=none,id=d0,format=raw" -device nvme,serial=oracle,drive=d0 ||
+		-drive "file=$build/disk.img,if=none,id=d0,format=raw" -device nvme,serial=oracle,drive=d0 \
+		-device megasas,id=scsi0 -drive "file=$build/sas.img,if=none,id=d1,format=raw" -device scsi-hd,drive=d1,bus=scsi0.0 ||
 		die "$release: qemu failed or timed out (see $console)"
 	grep -q '^oracle: done' "$console" || { tail -30 "$console" >&2; die "$release: the guest did not finish"; }
 
@@ -91,7 +110,7 @@ for release in $kernels; do
 		fixture=$out/$family-$release.txt
 		{
 			echo "# tools/oracle/oracle.sh: $image $version, qemu-system-x86_64 -smp 1 -m 1024 -nodefaults,"
-			echo "# console=ttyS0 quiet nokaslr swiotlb=force, a 64 MiB -device nvme; dmaemu_oracle.ko or the shell runs each script."
+			echo "# console=ttyS0 quiet nokaslr swiotlb=force, a 64 MiB -device nvme and -device megasas; dmaemu_oracle.ko or the shell runs each script."
 			awk -v family="$family" '/^family / { on = ($2 == family); next } on' "$build/all"
 		} >"$fixture"
 		say "$fixture: $(grep -c '^experiment ' "$fixture") experiments, $(grep -c '^ *[^# ]' "$fixture") lines"

@@ -69,6 +69,7 @@ public enum BuiltinDrivers {
     public static let all: [String: Devices.Factory] = [
         GenericDriver.name: { GenericDriver() },
         MPT3SASDriver.name: { MPT3SASDriver() },
+        MegaRAIDSASDriver.name: { MegaRAIDSASDriver() },
         NVMeDriver.name: { NVMeDriver() },
     ]
 }

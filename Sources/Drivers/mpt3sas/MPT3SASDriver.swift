@@ -169,10 +169,9 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         }
     }
 
-    /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), the
-    /// request frame and SGL, the IOC runs it, the SMID goes back.
-    /// scsih_qcmd(): a SMID (waiting while all are busy), its request frame and chains
-    /// (the SMID's own, preallocated), the IOC runs it.
+    /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), its
+    /// request frame and chains (the SMID's own, preallocated), the IOC runs it, the SMID
+    /// goes back.
     public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                         inFlight: () throws(Errno) -> Void) throws(Errno) {
         guard let adapter = adapter.withLock({ $0 }) else { throw .noDevice }
