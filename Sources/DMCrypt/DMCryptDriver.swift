@@ -73,6 +73,11 @@ public final class DMCryptDriver: DiskDriver {
         }
     }
 
+    /// Out bio pages one mempool_alloc() at a time before v6.5, compound pages since.
+    public func adopt(_ kernel: KernelVersion) {
+        settings.withLock { $0.pageAlloc = kernel == .v6_1 ? .single : .compound }
+    }
+
     public func setParameter(_ name: String, _ value: String) throws(Errno) {
         switch name {
         case "lower":

@@ -61,6 +61,7 @@ public final class Machine: Sendable {
         platform.dmapoolAlgorithm = config.dmapoolAlgorithm
         platform.dmapoolDebug = config.dmapoolDebug
         platform.dmaDebug = config.dmaDebug
+        if config.kernelPreset { platform.kernelPreset = config.kernel }
         let pages = ram.zoneKinds.reduce(0) { $0 + ram.managedPages(in: $1) }
         devices = Devices(platform: platform, drivers: Self.drivers(totalPages: pages))
         surface = ControlSurface(devices: devices)

@@ -20,6 +20,9 @@ public struct MachineConfig: Sendable {
     public var ramBytes: UInt64 = 8 << 30
     /// The kernel whose behaviour and formats the machine has.
     public var kernel: KernelVersion = .v6_12
+    /// Whether the config named it (`[machine] kernel`): then the drivers' defaults are
+    /// that kernel's too.
+    public var kernelPreset = false
     public var swiotlb = SWIOTLBConfig()
     public var dmapoolAlgorithm: DMAPoolAlgorithm = .stack
     public var dmapoolDebug = false
@@ -43,6 +46,7 @@ public struct MachineConfig: Sendable {
     /// is built without it). swiotlb's slot search, trace formats and debugfs files follow the
     /// kernel directly (Machine).
     mutating func applyKernelPreset() {
+        kernelPreset = true
         dmapoolAlgorithm = kernel == .v6_1 ? .legacy : .stack
         if kernel < .v6_18 { swiotlb.dynamic = false }
     }

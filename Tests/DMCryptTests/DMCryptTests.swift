@@ -152,6 +152,18 @@ func disk(_ devices: Devices, _ name: String) throws -> BlockQueue { try #requir
         #expect(machine.ram.freePages == (try cryptDevices()).ram.freePages)
     }
 
+    /// dm-crypt's out bio pages: one mempool_alloc() each before v6.5, compound since.
+    @Test func theKernelChoosesThePageAllocation() throws {
+        let devices = try cryptDevices()
+        try devices.add("nvme nvme0 capacity=8M")
+        let cases = [("kernel=6.1", "single"), ("kernel=6.12", "compound"), ("kernel=6.18", "compound"), ("kernel=6.1 page_alloc=bulk", "bulk"), ("", "single")]
+        for (i, (keys, mode)) in cases.enumerated() {
+            let crypt = try devices.add("dm-crypt dm-\(i) lower=nvme0 key=\(cryptKey) \(keys)")
+            #expect(crypt.parameters.contains { $0 == ("page_alloc", mode) }, "\(keys)")
+            try devices.remove("dm-\(i)")
+        }
+    }
+
     @Test func badTablesAreRefusedWithTheKernelsMessages() throws {
         let machine = try cryptMachine()
         let add = { (line: String) throws(Errno) in _ = try machine.add(line) }

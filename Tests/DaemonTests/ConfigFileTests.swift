@@ -150,6 +150,13 @@ import Testing
         let grown = try #require(grows.root.node(at: "kernel/debug/swiotlb") as? ControlDirectory).children.map(\.name).sorted()
         #expect(grown == ["io_tlb_nslabs", "io_tlb_transient_nslabs", "io_tlb_used"])
         #expect(grows.swiotlb?.kernel == .v6_1)
+        // The drivers take the named kernel's defaults; without the key, their own.
+        let named = try Machine(MachineConfig(
+            toml: "[machine]\nkernel = \"6.18\"\nram = \"1G\"\n[[device]]\ndriver = \"nvme\"\nname = \"nvme0\"\ncapacity = \"16M\"\n", file: "k.toml"))
+        #expect(try named.read("devices/nvme0/params/pool_names") == "descriptor\n")
+        let unnamed = try Machine(MachineConfig(
+            toml: "[machine]\nram = \"1G\"\n[[device]]\ndriver = \"nvme\"\nname = \"nvme0\"\ncapacity = \"16M\"\n", file: "k.toml"))
+        #expect(try unnamed.read("devices/nvme0/params/pool_names") == "prp\n")
         // A machine made in code follows its kernel as one made from a file does.
         var inCode = MachineConfig()
         inCode.ramBytes = 1 << 30

@@ -83,6 +83,22 @@ final class StackedDriver: Driver {
     }
 
     /// What applies at probe changes only while unbound.
+    /// `kernel=` on add: that kernel's dmapool generation and driver defaults (nvme's pools
+    /// were renamed in v6.16), which the other keys still override.
+    @Test func aDeviceTakesItsKernelsDefaults() throws {
+        let devices = try smallDevices()
+        let old = try devices.add("nvme nvme0 capacity=16M kernel=6.1")
+        #expect(old.dmapoolAlgorithm == .legacy && old.device.pools?.contains("prp list page") == true)
+        let new = try devices.add("nvme nvme1 capacity=16M kernel=6.18")
+        #expect(new.dmapoolAlgorithm == .stack && new.device.pools?.contains("nvme descriptor page") == true)
+        let mixed = try devices.add("nvme nvme2 capacity=16M kernel=6.18 pool_names=prp dmapool_algorithm=rbtree")
+        #expect(mixed.dmapoolAlgorithm == .rbtree && mixed.device.pools?.contains("prp list page") == true)
+        #expect(throws: Errno.invalidArgument) { try devices.add("nvme nvme3 kernel=5.10") }
+        #expect(devices.device("nvme3") == nil)
+        // Without a kernel: the driver's own defaults and the machine's generation.
+        #expect(try devices.add("nvme nvme4 capacity=16M").device.pools?.contains("prp list page") == true)
+    }
+
     @Test func settingsWaitForAnUnboundDevice() throws {
         let devices = try devices()
         let nvme = try devices.add("nvme nvme0 capacity=4M")

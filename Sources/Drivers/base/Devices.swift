@@ -23,6 +23,9 @@ public struct Platform: Sendable {
     public var dmapoolAlgorithm: DMAPoolAlgorithm = .stack
     public var dmapoolDebug = false
     public var dmaDebug = false
+    /// The kernel the machine's config named, whose defaults the drivers take (nil: the
+    /// drivers' own defaults).
+    public var kernelPreset: KernelVersion?
     /// The machine's tracing (kernel/tracing/), if it has any.
     public let tracer: Tracer?
 
@@ -66,8 +69,9 @@ public final class Devices: @unchecked Sendable {  // `list` is guarded; `observ
     public var all: [EmulatedDevice] { list.withLock { $0.values.sorted { $0.name < $1.name } } }
 
     /// A device named `name` with the driver `driver`, probed; `parameters` are the
-    /// device's (dma_mask_bits, dmapool_algorithm, swiotlb=<restricted pool>) and the
-    /// driver's. EINVAL for an unknown driver, name or parameter, EEXIST for a name taken,
+    /// device's (kernel, dma_mask_bits, dmapool_algorithm, swiotlb=<restricted pool>) and
+    /// the driver's. `kernel` (or the machine's preset) gives the device that kernel's
+    /// dmapool generation and the driver that kernel's defaults; the other keys win. EINVAL for an unknown driver, name or parameter, EEXIST for a name taken,
     /// ENOMEM past maxDevices, and whatever the probe fails with (nothing is left then).
     @discardableResult
     public func add(driver: String, name: String, parameters: [String: String] = [:]) throws(Errno) -> EmulatedDevice {
@@ -76,9 +80,16 @@ public final class Devices: @unchecked Sendable {  // `list` is guarded; `observ
         }
         let instance = make()
         var algorithm = platform.dmapoolAlgorithm
+        var kernel = platform.kernelPreset
+        if let version = parameters["kernel"] {
+            guard let known = KernelVersion(rawValue: version) else { throw .invalidArgument }
+            kernel = known
+            algorithm = known == .v6_1 ? .legacy : .stack
+        }
+        if let kernel { instance.adopt(kernel) }
         var bits = 32
         var mem = platform.swiotlb
-        for (key, value) in parameters {
+        for (key, value) in parameters where key != "kernel" {
             switch key {
             case "dma_mask_bits":
                 bits = Int(try StoreParsing.number(value, max: 64))

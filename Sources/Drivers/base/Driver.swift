@@ -6,6 +6,7 @@
 import Block
 import DMA
 import DMAPool
+import Lib
 import SystemPackage
 
 public protocol Driver: AnyObject, Sendable {
@@ -16,6 +17,8 @@ public protocol Driver: AnyObject, Sendable {
     var parameters: [(name: String, value: String)] { get }
     /// Sets a parameter; EINVAL for an unknown name or a bad value.
     func setParameter(_ name: String, _ value: String) throws(Errno)
+    /// Takes the defaults `kernel` has for the parameters (before those given on add).
+    func adopt(_ kernel: KernelVersion)
     /// Allocates what the driver needs through `context`; throws ENOMEM and leaves the
     /// rest to the device's unwinding when memory runs out.
     func probe(_ context: ProbeContext) throws(Errno)
@@ -31,6 +34,7 @@ public protocol Driver: AnyObject, Sendable {
 
 extension Driver {
     public static var bus: String { "pci" }
+    public func adopt(_ kernel: KernelVersion) {}
     public func stop() {}
     public var stats: [(name: String, value: String)] { [] }
     public var files: [DriverFile] { [] }

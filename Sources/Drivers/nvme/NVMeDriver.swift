@@ -80,6 +80,11 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         }
     }
 
+    /// The pools were renamed in v6.16.
+    public func adopt(_ kernel: KernelVersion) {
+        state.withLock { $0.poolNames = kernel >= .v6_18 ? "descriptor" : "prp" }
+    }
+
     public func probe(_ context: ProbeContext) throws(Errno) {
         let p = state.withLock { $0 }
         let device = context.device
