@@ -53,9 +53,8 @@ let package = Package(
         .target(
             name: "DMCrypt",
             dependencies: [
-                "Drivers", "Block", "Mempool", "DMA", "PhysicalMemory", "Locking", "Lib", systemPackage,
+                "Drivers", "Block", "Mempool", "DMA", "PhysicalMemory", "Locking", "Lib", "CLibcrypto", systemPackage,
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]),
 
         // A real host's trace replayed on the engines, on any parameters.
@@ -70,6 +69,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "FUSE", dependencies: ["CFuse3", "ControlFS", "Locking", systemPackage]),
 
         // The machine from its config, and the programs.
@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "dmaemu-bench",
             dependencies: [
-                "Daemon", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", "Trace", "Replay",
+                "Daemon", "DMCrypt", "ControlFS", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Locking", "Lib", "Trace", "Replay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -125,7 +125,7 @@ let package = Package(
             dependencies: ["TestSupport", "Drivers", "Hardware", "DMAPool", "Block", "DMA", "PhysicalMemory", "Lib", "Locking", systemPackage]),
         .testTarget(
             name: "DMCryptTests",
-            dependencies: ["TestSupport", "DMCrypt", "Drivers", "Block", "Mempool", "PhysicalMemory", "Lib", "Locking", systemPackage]),
+            dependencies: ["TestSupport", "DMCrypt", "CLibcrypto", "Drivers", "Block", "Mempool", "PhysicalMemory", "Lib", "Locking", systemPackage]),
         .testTarget(name: "ControlFSTests", dependencies: ["ControlFS", "Locking", systemPackage]),
         .testTarget(
             name: "ControlSurfaceTests",

@@ -33,6 +33,7 @@ struct AllBench: ParsableCommand {
             ("swiotlb-io", 100, pick(["--runs", "10"], ["--runs", "2", "--mib", "1"])),
             ("dmcrypt", 45, pick([], ["--mib", "16", "--runs", "1"])),
             ("dmcrypt", 20, ["--cipher", "cipher_null-ecb"] + pick([], ["--mib", "16", "--runs", "1"])),
+            ("xts", 15, (compiled.xtsLimit.map { ["--limit", $0] } ?? []) + pick([], ["--seconds", "1", "--runs", "1"])),
             ("trace", 10, (compiled.traceLimit.map { ["--limit", $0] } ?? []) + pick([], ["--seconds", "1", "--events", "10000"])),
         ]
         if let hello = compiled.fuseHello {
@@ -86,6 +87,7 @@ struct AllBench: ParsableCommand {
         case "dmcrypt": results.dmcrypt += try DMCryptBench.parse(arguments).measure()
         case "fuse": results.fuse = try FUSEBench.parse(arguments).measure()
         case "trace": results.trace = try TraceBench.parse(arguments).measure()
+        case "xts": results.xts = try XTSBench.parse(arguments).measure()
         default: throw BenchError(description: "no subcommand \(name)")
         }
     }

@@ -31,6 +31,7 @@ struct CLimits {
     var poolLimit: String?
     var memcpyLimit: String?
     var traceLimit: String?
+    var xtsLimit: String?
     var fuseHello: String?
     var failures: [String] = []
 
@@ -48,6 +49,7 @@ struct CLimits {
         poolLimit = compile("pool_limit")
         memcpyLimit = compile("memcpy_limit")
         traceLimit = compile("trace_limit")
+        xtsLimit = compile("xts_limit", ["-lcrypto"])
         let fuseFlags = (try? runProgram("/usr/bin/env", ["pkg-config", "--cflags", "--libs", "fuse3"]))?
             .split(whereSeparator: \.isWhitespace).map(String.init)
         if let fuseFlags { fuseHello = compile("fuse_hello", fuseFlags) } else { failures.append("pkg-config fuse3 failed") }

@@ -142,6 +142,16 @@ struct FUSEResult: Codable {
     var engineAllocMs: Double
 }
 
+/// dm-crypt's cipher alone on one core, and libcrypto's aes-256-xts beside it.
+struct XTSResult: Codable {
+    var seconds: Int
+    var runs: Int
+    var mibPerS: Double
+    /// xts_limit.c: 512-byte sectors, one IV each; 16 KiB units.
+    var limitSectorMibPerS: Double?
+    var limitLargeMibPerS: Double?
+}
+
 struct TraceResult: Codable {
     /// A bounced 4 KiB map+unmap pair, tracing off and on.
     var pairOffNs: Double
@@ -175,6 +185,7 @@ struct BenchResults: Codable {
     var probe: [ProbeResult] = []
     var swiotlbIo: SWIOTLBIOResult?
     var dmcrypt: [DMCryptResult] = []
+    var xts: XTSResult?
     var fuse: FUSEResult?
     var trace: TraceResult?
     /// Subcommands that failed, with their error; the others still report.

@@ -1,4 +1,5 @@
 import Block
+import CLibcrypto
 @testable import DMCrypt
 import Drivers
 import Foundation
@@ -272,5 +273,45 @@ func disk(_ devices: Devices, _ name: String) throws -> BlockQueue { try #requir
         #expect(held[15].count == 256 && held[0].count == 1 && held[0].blocks[0].order == 8)
         for i in held.indices { pages.freeBuffer(&held[i]); held[i].deallocate() }
         #expect(ram.freePages == before)
+    }
+}
+
+@Suite struct AESXTSTests {
+    /// The construction on libcrypto's ECB against libcrypto's own XTS (EVP_aes_*_xts, one
+    /// sector per IV), for sectors far into the disk; 48-byte keys, for which libcrypto
+    /// has no XTS, against the same construction reversed.
+    @Test(arguments: [32, 48, 64])
+    func theConstructionIsLibcryptosXTS(keyBytes: Int) throws {
+        let key = (0..<keyBytes).map { UInt8(truncatingIfNeeded: $0 * 29 + 3) }
+        let cipher = try AESXTS(key: key)
+        let bytes = 3 * AESXTS.run + 1024
+        let data = (0..<bytes).map { DataPattern.byte(5, at: $0) }
+        let sector: UInt64 = 1 << 40 + 5
+        let scratch = AESXTS.Scratch(bytes: bytes)
+        var buffer = data
+        #expect(buffer.withUnsafeMutableBytes { (try? cipher.encrypt($0, sector: sector, scratch: scratch)) != nil })
+        #expect(buffer != data)
+        if keyBytes != 48 { #expect(buffer == Self.libcryptoXTS(data, key: key, sector: sector)) }
+        #expect(buffer.withUnsafeMutableBytes { (try? cipher.decrypt($0, sector: sector, scratch: scratch)) != nil })
+        #expect(buffer == data)
+    }
+
+    /// EVP_aes_128_xts or EVP_aes_256_xts, each sector with its IV.
+    static func libcryptoXTS(_ data: [UInt8], key: [UInt8], sector: UInt64) -> [UInt8] {
+        var out = data
+        let ctx = EVP_CIPHER_CTX_new()
+        defer { EVP_CIPHER_CTX_free(ctx) }
+        _ = EVP_EncryptInit_ex(ctx, key.count == 32 ? EVP_aes_128_xts() : EVP_aes_256_xts(), nil, key, nil)
+        out.withUnsafeMutableBytes { buffer in
+            let p = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var length: Int32 = 0
+            for s in 0..<(data.count / 512) {
+                var iv = [UInt8](repeating: 0, count: 16)
+                withUnsafeBytes(of: (sector + UInt64(s)).littleEndian) { iv.replaceSubrange(0..<8, with: $0) }
+                _ = EVP_EncryptInit_ex(ctx, nil, nil, nil, iv)
+                _ = EVP_EncryptUpdate(ctx, p + s * 512, &length, p + s * 512, 512)
+            }
+        }
+        return out
     }
 }
