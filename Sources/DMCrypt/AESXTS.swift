@@ -17,9 +17,14 @@ struct AESXTS: Sendable {
     private let key: SymmetricKey
 
     /// `key`: both halves, data key first (32, 48 or 64 bytes: XTS-AES-128/192/256).
-    init(key: [UInt8]) throws(Errno) {
-        guard [32, 48, 64].contains(key.count), key.withUnsafeBytes({ EVPXTS(key: $0) }) != nil else { throw .invalidArgument }
+    init(key: UnsafeRawBufferPointer) throws(Errno) {
+        guard [32, 48, 64].contains(key.count), EVPXTS(key: key) != nil else { throw .invalidArgument }
         self.key = SymmetricKey(data: key)
+    }
+
+    init(key: [UInt8]) throws(Errno) {
+        let made = key.withUnsafeBytes { bytes in Result { () throws(Errno) in try AESXTS(key: bytes) } }
+        self = try made.get()
     }
 
     /// The scratch space a conversion of up to `bytes` needs, reused across requests.

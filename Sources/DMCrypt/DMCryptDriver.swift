@@ -25,7 +25,7 @@ public final class DMCryptDriver: DiskDriver {
 
     private struct Settings {
         var lower = ""
-        var key: [UInt8] = []
+        var key: CryptKey?
         var cipher = DMCryptDriver.ciphers[0]
         var pageAlloc = CryptPageAlloc.single
     }
@@ -68,7 +68,7 @@ public final class DMCryptDriver: DiskDriver {
     public var parameters: [(name: String, value: String)] {
         settings.withLock { s in
             // The key is not shown back (dmsetup shows it only when asked, to root).
-            [("lower", s.lower), ("key", s.key.isEmpty ? "" : "<\(s.key.count * 8)-bit key>"),
+            [("lower", s.lower), ("key", s.key.map { "<\($0.count * 8)-bit key>" } ?? ""),
              ("cipher", s.cipher), ("page_alloc", s.pageAlloc.rawValue)]
         }
     }
@@ -84,8 +84,8 @@ public final class DMCryptDriver: DiskDriver {
             guard !value.isEmpty, !value.contains("/") else { throw .invalidArgument }
             settings.withLock { $0.lower = value }
         case "key":
-            let key = value == "-" ? [] : try Self.hexBytes(value)
-            if !key.isEmpty { _ = try AESXTS(key: key) }
+            let key = value == "-" ? nil : try CryptKey(hex: value)
+            if let key { _ = try key.withUnsafeBytes { (bytes) throws(Errno) in try AESXTS(key: bytes) } }
             settings.withLock { $0.key = key }
         case "cipher":
             guard Self.ciphers.contains(value) else { throw .invalidArgument }
@@ -96,17 +96,6 @@ public final class DMCryptDriver: DiskDriver {
         default:
             throw .invalidArgument
         }
-    }
-
-    static func hexBytes(_ text: String) throws(Errno) -> [UInt8] {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0, !digits.isEmpty else { throw .invalidArgument }
-        var bytes: [UInt8] = []
-        for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[i..<(i + 2)], as: UTF8.self), radix: 16) else { throw .invalidArgument }
-            bytes.append(byte)
-        }
-        return bytes
     }
 
     // MARK: - Probe and remove (crypt_ctr / crypt_dtr)
@@ -127,10 +116,12 @@ public final class DMCryptDriver: DiskDriver {
         let cipher: AESXTS?
         if s.cipher == "cipher_null-ecb" {
             // The null cipher takes no key ("-" in a table).
-            guard s.key.isEmpty else { throw fail("Error decoding and setting key", .invalidArgument) }
+            guard s.key == nil else { throw fail("Error decoding and setting key", .invalidArgument) }
             cipher = nil
         } else {
-            guard let xts = try? AESXTS(key: s.key) else { throw fail("Error decoding and setting key", .invalidArgument) }
+            guard let key = s.key, let xts = try? key.withUnsafeBytes({ (bytes) throws(Errno) in try AESXTS(key: bytes) }) else {
+                throw fail("Error decoding and setting key", .invalidArgument)
+            }
             cipher = xts
         }
         let lowerQueue: BlockQueue

@@ -276,6 +276,31 @@ func disk(_ devices: Devices, _ name: String) throws -> BlockQueue { try #requir
     }
 }
 
+@Suite struct CryptKeyTests {
+    @Test func theKeyIsParsedIntoAPageCoreDumpsLeaveOut() throws {
+        let key = try CryptKey(hex: "00ff10Ab")
+        #expect(try key.withUnsafeBytes { (bytes) throws(Errno) in Array(bytes) } == [0x00, 0xff, 0x10, 0xab])
+        // /proc/self/smaps: the mapping holding it has VmFlags "dd" (VM_DONTDUMP). Read with
+        // stdio: procfs files have no size to read up to.
+        let file = try #require(fopen("/proc/self/smaps", "r"))
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 4096)
+        var inside = false, flags: String?
+        while flags == nil, fgets(&line, Int32(line.count), file) != nil {
+            let text = String(cString: line)
+            let first = text.prefix { $0 != " " }
+            if first.contains("-"), !first.hasSuffix(":") {
+                let ends = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = ends.count == 2 && ends[0] <= key.address && key.address < ends[1]
+            } else if inside, first == "VmFlags:" {
+                flags = text
+            }
+        }
+        #expect(flags?.split(whereSeparator: \.isWhitespace).contains("dd") == true)
+        for bad in ["", "0", "zz", "0g", "-1"] { #expect(throws: Errno.invalidArgument) { try CryptKey(hex: bad) } }
+    }
+}
+
 @Suite struct AESXTSTests {
     /// The construction on libcrypto's ECB against libcrypto's own XTS (EVP_aes_*_xts, one
     /// sector per IV), for sectors far into the disk; 48-byte keys, for which libcrypto
