@@ -4,6 +4,7 @@
 // libcrypto's key schedules (cleansed when their contexts are freed) and swift-crypto's
 // SymmetricKey (wiped when it is deallocated). `params/key` shows only its size.
 import Glibc
+import Lib
 import SystemPackage
 
 final class CryptKey: @unchecked Sendable {  // written once, at init; read-only after
@@ -22,17 +23,10 @@ final class CryptKey: @unchecked Sendable {  // written once, at init; read-only
         _ = madvise(page, Self.pageBytes, MADV_DONTDUMP)
         self.page = page
         count = digits.count / 2
-        // From here on a throw runs deinit.
         var high: UInt8?, at = 0
         for digit in digits {
-            let value: UInt8
-            switch digit {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = digit - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = digit - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = digit - UInt8(ascii: "A") + 10
-            default:
-                throw .invalidArgument  // deinit wipes and unmaps: every property is set
-            }
+            // A throw from here runs deinit, which wipes and unmaps: every property is set.
+            guard let value = hexDigit(digit) else { throw .invalidArgument }
             if let h = high {
                 page.storeBytes(of: h << 4 | value, toByteOffset: at, as: UInt8.self)
                 at += 1

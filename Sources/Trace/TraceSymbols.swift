@@ -67,13 +67,7 @@ public func parseHex(_ text: UnsafeBufferPointer<UInt8>) -> UInt64? {
     guard !text.isEmpty, text.count <= 16 else { return nil }
     var value: UInt64 = 0
     for byte in text {
-        let digit: UInt8
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
+        guard let digit = hexDigit(byte) else { return nil }
         value = value << 4 | UInt64(digit)
     }
     return value
