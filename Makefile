@@ -31,6 +31,7 @@ build:
 test: deps build check-architecture
 	$(SWIFT) test
 	tools/testing/record-test.sh
+	tools/testing/map-benchmark-test.sh
 	$(MAKE) bench-malloc
 
 # ARCHITECTURE.md's module table against Package.swift and the sources' imports.

@@ -91,6 +91,9 @@ public final class ControlAttribute: ControlNode {
     public typealias Store = @Sendable (String) throws(Errno) -> Void
 
     public typealias Truncate = @Sendable () throws(Errno) -> Void
+    /// One ioctl(2): `argument` holds the bytes the command's _IOC_SIZE says, as they came
+    /// (for _IOC_WRITE) and as they go back (for _IOC_READ); returns ioctl's result.
+    public typealias IOControl = @Sendable (_ command: UInt32, _ argument: UnsafeMutableRawBufferPointer) throws(Errno) -> Int32
 
     public let mode: UInt16
     let show: Show?
@@ -98,13 +101,16 @@ public final class ControlAttribute: ControlNode {
     /// What truncating the file to 0 does (O_TRUNC, `: > file`); nothing when nil, as a
     /// sysfs attribute ignores it.
     let truncate: Truncate?
+    /// What ioctl(2) does, as a debugfs file's unlocked_ioctl; ENOTTY when nil.
+    let ioctl: IOControl?
 
     /// The mode defaults from what the attribute can do: 0444, 0200 or 0644.
-    public init(mode: UInt16? = nil, show: Show? = nil, store: Store? = nil, truncate: Truncate? = nil) {
+    public init(mode: UInt16? = nil, show: Show? = nil, store: Store? = nil, truncate: Truncate? = nil, ioctl: IOControl? = nil) {
         self.mode = mode ?? (show != nil && store != nil ? 0o644 : store != nil ? 0o200 : 0o444)
         self.show = show
         self.store = store
         self.truncate = truncate
+        self.ioctl = ioctl
     }
 
     public var isReadable: Bool { show != nil }
@@ -132,6 +138,12 @@ public final class ControlAttribute: ControlNode {
 
     /// A truncation to size 0.
     public func truncated() throws(Errno) { try truncate?() }
+
+    /// An ioctl(2) on an open of the attribute.
+    public func control(_ command: UInt32, _ argument: UnsafeMutableRawBufferPointer) throws(Errno) -> Int32 {
+        guard let ioctl else { throw .inappropriateIOCTLForDevice }
+        return try ioctl(command, argument)
+    }
 }
 
 /// A file read as a stream, as tracefs's trace_pipe is: each read takes what is there

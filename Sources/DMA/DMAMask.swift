@@ -11,3 +11,16 @@ public func dmaBitMask(_ bits: Int) -> UInt64 {
 
 /// The first address above `mask`, as an allocation limit (nil-free: .max for a 64-bit mask).
 func limit(of mask: UInt64) -> PhysAddr { mask == .max ? .max : mask + 1 }
+
+extension Device {
+    /// The corresponding kernel function is `dma_set_mask()`: false (the kernel's -EIO)
+    /// when the direct mapping cannot serve `mask`, as dma_direct_supported() decides: a
+    /// mask of 32 bits or more always can, a narrower one must reach ZONE_DMA (or all of
+    /// RAM when it is smaller). The mask is unchanged then.
+    public func setMask(_ mask: UInt64) -> Bool {
+        let lowest = min(ram.size - 1, ZoneKind.dma.limit - 1)
+        guard mask >= dmaBitMask(32) || mask >= lowest else { return false }
+        dmaMask = mask
+        return true
+    }
+}

@@ -85,6 +85,9 @@ extension FUSEServer {
         ops.write = { req, _, buffer, size, offset, fi in FUSEServer.write(req, buffer, size, offset, fi) }
         ops.release = { req, _, fi in FUSEServer.release(req, fi) }
         ops.fsync = { req, _, _, fi in FUSEServer.fsync(req, fi) }
+        ops.ioctl = { req, _, cmd, _, fi, flags, inBuffer, inSize, outSize in
+            FUSEServer.ioctl(req, cmd, fi, flags, inBuffer, inSize, outSize)
+        }
         ops.opendir = { FUSEServer.opendir($0, $1, $2) }
         ops.readdir = { req, _, size, offset, fi in FUSEServer.readdir(req, size, offset, fi) }
         ops.readdirplus = { req, _, size, offset, fi in FUSEServer.readdirplus(req, size, offset, fi) }
@@ -290,6 +293,29 @@ extension FUSEServer {
         do throws(Errno) {
             try block.flush()
             fuse_reply_err(req, 0)
+        } catch {
+            fuse_reply_err(req, error.rawValue)
+        }
+    }
+
+    /// An ioctl on an open attribute. The kernel forwards a file system's ioctls
+    /// "restricted": the command's own _IOC_SIZE bytes in and out, which the attribute gets
+    /// as one buffer. A directory has none (ENOTTY, as the VFS answers).
+    static func ioctl(
+        _ req: fuse_req_t?, _ command: UInt32, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ flags: UInt32,
+        _ inBuffer: UnsafeRawPointer?, _ inSize: Int, _ outSize: Int
+    ) {
+        guard flags & UInt32(FUSE_IOCTL_DIR) == 0, let fi, case .file(let attribute, _)? = server(req).handles.get(fi.pointee.fh) else {
+            fuse_reply_err(req, ENOTTY)
+            return
+        }
+        let argument = UnsafeMutableRawBufferPointer.allocate(byteCount: max(inSize, outSize), alignment: 8)
+        defer { argument.deallocate() }
+        argument.initializeMemory(as: UInt8.self, repeating: 0)
+        if let inBuffer, inSize > 0 { argument.copyMemory(from: UnsafeRawBufferPointer(start: inBuffer, count: inSize)) }
+        do throws(Errno) {
+            let result = try attribute.control(command, argument)
+            fuse_reply_ioctl(req, result, argument.baseAddress, outSize)
         } catch {
             fuse_reply_err(req, error.rawValue)
         }

@@ -42,12 +42,12 @@ struct MapBench: ParsableCommand {
 
     var parameters: MapBenchmark.Parameters {
         var parameters = MapBenchmark.Parameters()
-        parameters.threads = threads
-        parameters.seconds = seconds
-        parameters.bits = bits
-        parameters.direction = direction
-        parameters.delayNs = delay
-        parameters.granule = granule
+        parameters.threads = UInt32(threads)
+        parameters.seconds = UInt32(seconds)
+        parameters.bits = UInt32(bits)
+        parameters.dir = UInt32(dir)
+        parameters.delayNs = UInt32(delay)
+        parameters.granule = UInt32(granule)
         return parameters
     }
 
@@ -70,12 +70,12 @@ struct MapBench: ParsableCommand {
         // The kernel's threads run for `seconds` with no way to report progress: the bar
         // moves by the clock meanwhile.
         let ticker = Ticker(seconds: seconds)
-        let stats = MapBenchmark(device: device).run(parameters)
+        let stats = try? MapBenchmark(device: device).run(parameters)
         ticker.stop()
-        guard let stats else { throw ValidationError("no memory for buffers") }
+        guard let stats else { throw ValidationError("the run failed: \(device.ram.log.texts().last ?? "")") }
         var result = MapResult(
             threads: threads, seconds: seconds, bits: bits, dir: directionName, granule: granule, force: force,
-            debugfs: !noDebugfs, loops: stats.loops, avgMapNs: stats.avgMapNs, mapStddevNs: stats.mapStddevNs,
+            debugfs: !noDebugfs, loops: Int(stats.loops), avgMapNs: stats.avgMapNs, mapStddevNs: stats.mapStddevNs,
             avgUnmapNs: stats.avgUnmapNs, unmapStddevNs: stats.unmapStddevNs, bounced: stats.bounced,
             toolOutput: stats.report(parameters))
         if let limit {

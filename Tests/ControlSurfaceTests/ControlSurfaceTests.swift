@@ -121,28 +121,6 @@ import Testing
     }
 }
 
-@Suite struct MapBenchmarkFileTests {
-    @Test func aWriteRunsTheBenchmarkAndAReadShowsTheToolsLines() throws {
-        let machine = try smallMachine(ram: 5 << 30)
-        let file = "kernel/debug/dma_map_benchmark"
-        #expect(try machine.read(file) == "no run yet\n")
-        // The buffers come from above 4 GiB: with 32 bits they bounce through the swiotlb at 16 MiB.
-        try machine.write(file, "threads=2 seconds=1 bits=32 dir=1 granule=1")
-        let lines = try machine.read(file).split(separator: "\n")
-        #expect(lines.count == 3)
-        #expect(lines[0] == "dma mapping benchmark: threads:2 seconds:1 node:-1 dir:TO_DEVICE granule: 1")
-        #expect(lines[1].hasPrefix("average map latency(us):") && lines[1].contains(" standard deviation:"))
-        #expect(lines[2].hasPrefix("average unmap latency(us):"))
-        #expect(machine.swiotlb!.usedHiwater > 0)
-        // With 20 bits even the bounce buffer is out of reach: the map fails, as in the kernel.
-        #expect(throws: Errno.noMemory) { try machine.write(file, "seconds=1 bits=20") }
-        #expect(try machine.read("kmsg").contains("swiotlb addr 0x"))
-        for bad in ["threads=0", "seconds=301", "bits=19", "dir=3", "granule=1025", "delay=10000001", "speed=1", "t"] {
-            #expect(throws: Errno.invalidArgument) { try machine.write(file, bad) }
-        }
-    }
-}
-
 @Suite struct MetricsTests {
     @Test func everyCounterInPrometheusText() throws {
         let machine = try smallMachine()
