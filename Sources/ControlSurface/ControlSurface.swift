@@ -76,6 +76,7 @@ public final class ControlSurface: DevicesObserver, @unchecked Sendable {  // `d
         benchmarkDevice.driverName = "dma_map_benchmark"
         debug.add("dma_map_benchmark", MapBenchmarkFile(device: benchmarkDevice).attribute)
         FailPageAllocFiles.add(ram.faults, to: debug.directory("fail_page_alloc"))
+        FailPageAllocFiles.add(ram.failMempoolAllocBulk, to: debug.directory("fail_mempool_alloc_bulk"), minOrder: false)
         let swiotlbDirectory = debug.directory("swiotlb")
         let dynamic = platform.swiotlb?.canGrow ?? false
         if let swiotlb = platform.swiotlb { SWIOTLBDebugfs.add(swiotlb, dynamic: dynamic, to: swiotlbDirectory) }

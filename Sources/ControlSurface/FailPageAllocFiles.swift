@@ -1,13 +1,14 @@
-// kernel/debug/fail_page_alloc/: the kernel's fault-injection attributes for the page
-// allocator (Documentation/fault-injection/fault-injection.rst), read and written as
-// debugfs does: a number per file, mode 0600.
+// kernel/debug/fail_page_alloc/ and fail_mempool_alloc_bulk/: the kernel's
+// fault-injection attributes (Documentation/fault-injection/fault-injection.rst), read
+// and written as debugfs does: a number per file, mode 0600; min-order is the page
+// allocator's own.
 import ControlFS
 import Lib
 import PhysicalMemory
 import SystemPackage
 
 enum FailPageAllocFiles {
-    static func add(_ faults: FaultInjection, to directory: ControlDirectory) {
+    static func add(_ faults: FaultInjection, to directory: ControlDirectory, minOrder: Bool = true) {
         func file(_ name: String, _ show: @escaping @Sendable (FaultInjection.Attributes) -> String,
                   _ store: @escaping @Sendable (inout FaultInjection.Attributes, String) throws(Errno) -> Void) {
             directory.add(name, ControlAttribute(
@@ -27,6 +28,7 @@ enum FailPageAllocFiles {
         file("times", { String($0.times) }) { (a, text) throws(Errno) in a.times = try signed(text) }
         file("space", { String($0.space) }) { (a, text) throws(Errno) in a.space = try signed(text) }
         file("verbose", { String($0.verbose) }) { (a, text) throws(Errno) in a.verbose = try StoreParsing.number(text) }
+        guard minOrder else { return }
         file("min-order", { String($0.minOrder) }) { (a, text) throws(Errno) in a.minOrder = try StoreParsing.number(text) }
     }
 

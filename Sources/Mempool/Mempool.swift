@@ -68,13 +68,17 @@ public final class Mempool: @unchecked Sendable {  // the fields below `wait` ar
     let allocFunction: AllocFunction?
     let pagesBulkFunction: PagesBulkFunction?
     let freeFunction: FreeFunction
-    /// Where a bulk pool's reserve pages come from (alloc_page(), not the bulk function).
+    /// Where a bulk pool's reserve pages come from (alloc_page(), not the bulk function),
+    /// and the machine's log and fail_mempool_alloc_bulk for mempool_alloc_bulk().
     let ram: PhysicalMemory?
+    /// VM_WARN_ON_ONCE()'s once.
+    let warnedBulkCount = Atomic(false)
 
     /// mempool_create(): fills the reserve with `minNr` calls of `alloc(GFP_KERNEL)`;
-    /// if one fails, what was taken is freed and creation fails.
-    public convenience init(minNr: Int, alloc: @escaping AllocFunction, free: @escaping FreeFunction) throws(MempoolError) {
-        try self.init(minNr: minNr, alloc: alloc, pagesBulk: nil, free: free, ram: nil)
+    /// if one fails, what was taken is freed and creation fails. `ram` is the machine the
+    /// elements live on, for its log and fault attributes.
+    public convenience init(minNr: Int, alloc: @escaping AllocFunction, free: @escaping FreeFunction, ram: PhysicalMemory? = nil) throws(MempoolError) {
+        try self.init(minNr: minNr, alloc: alloc, pagesBulk: nil, free: free, ram: ram)
     }
 
     /// mempool_create_pages_bulk(): a page pool whose allocations go through `pagesBulk`;

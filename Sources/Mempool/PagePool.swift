@@ -8,7 +8,7 @@ extension Mempool {
         try Mempool(
             minNr: minNr,
             alloc: { gfp in ram.allocPages(gfp, order: order) },
-            free: { page in ram.freePages(page, order: order) })
+            free: { page in ram.freePages(page, order: order) }, ram: ram)
     }
 
     /// mempool_create_pages_bulk() with the page allocator's own bulk API behind it.

@@ -53,8 +53,22 @@ public final class FaultInjection: Sendable {
     /// injection is off.
     private let armed = Atomic(false)
     private let log: KernelLog?
+    /// The attribute's debugfs name, as fail_dump() prints it.
+    public let name: String
 
-    public init(log: KernelLog? = nil) { self.log = log }
+    /// fail_page_alloc by default; another name is a plain DECLARE_FAULT_ATTR() (such as
+    /// mm/mempool.c's fail_mempool_alloc_bulk), which has no min-order.
+    public init(name: String = "fail_page_alloc", log: KernelLog? = nil) {
+        self.name = name
+        self.log = log
+        if name != "fail_page_alloc" { state.withLock { $0.attributes.minOrder = 0 } }
+    }
+
+    /// The corresponding kernel function is `should_fail_ex(attr, size, FAULT_NOWARN)`
+    /// when `noWarn`: whether this call of `size` bytes fails.
+    public func shouldFail(size: Int, noWarn: Bool) -> Bool {
+        shouldFail(order: 0, size: size, noWarn: noWarn)
+    }
 
     public var mode: Mode {
         get { state.withLock { $0.mode } }
@@ -85,6 +99,10 @@ public final class FaultInjection: Sendable {
 
     /// The corresponding kernel function is `should_fail_alloc_page()`.
     func shouldFail(order: Int = 0) -> Bool {
+        shouldFail(order: order, size: PhysicalMemory.pageSize << order, noWarn: false)
+    }
+
+    private func shouldFail(order: Int, size: Int, noWarn: Bool) -> Bool {
         guard armed.load(ordering: .relaxed) else { return false }
         var report: String?
         let fail = state.withLock { state in
@@ -92,7 +110,7 @@ public final class FaultInjection: Sendable {
             let before = state.attributes
             switch state.mode {
             case .off:
-                fail = Self.shouldFailAttributes(&state, order: order)
+                fail = Self.shouldFailAttributes(&state, order: order, size: size)
             case .failNth(let n):
                 state.calls += 1
                 fail = state.calls == n
@@ -101,7 +119,7 @@ public final class FaultInjection: Sendable {
             }
             if fail {
                 state.injected += 1
-                if before.verbose > 0 { report = Self.report(before) }
+                if before.verbose > 0 && !noWarn { report = failDump(before) }
             }
             return fail
         }
@@ -111,11 +129,11 @@ public final class FaultInjection: Sendable {
         return fail
     }
 
-    /// should_fail_ex() on fail_page_alloc's attributes, its checks in the kernel's order.
-    private static func shouldFailAttributes(_ state: inout State, order: Int) -> Bool {
+    /// should_fail_ex() on the attributes, its checks in the kernel's order.
+    private static func shouldFailAttributes(_ state: inout State, order: Int, size: Int) -> Bool {
         let attributes = state.attributes
         guard UInt64(order) >= attributes.minOrder, attributes.probability > 0, attributes.times != 0 else { return false }
-        let size = Int32(clamping: PhysicalMemory.pageSize << order)
+        let size = Int32(clamping: size)
         if attributes.space > size {
             state.attributes.space -= size
             return false
@@ -132,8 +150,8 @@ public final class FaultInjection: Sendable {
     /// fail_dump()'s two lines, for every injected failure while verbose is on (as the
     /// kernel's per-task fail-nth prints them too), with times as it was before this
     /// failure counted. The stack that verbose 2 adds is not emulated.
-    private static func report(_ a: Attributes) -> String {
-        "FAULT_INJECTION: forcing a failure.\nname fail_page_alloc, interval \(a.interval), probability \(a.probability), "
+    private func failDump(_ a: Attributes) -> String {
+        "FAULT_INJECTION: forcing a failure.\nname \(name), interval \(a.interval), probability \(a.probability), "
             + "space \(a.space), times \(a.times)"
     }
 

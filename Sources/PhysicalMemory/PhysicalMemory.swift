@@ -41,6 +41,9 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     public let base: UnsafeMutableRawPointer
     public let log: KernelLog
     public let faults: FaultInjection
+    /// mm/mempool.c's fail_mempool_alloc_bulk, one per machine as the kernel's is static
+    /// in mm/: kept with the machine's memory so that every mempool on it shares it.
+    public let failMempoolAllocBulk: FaultInjection
     /// The populated zones, lowest first.
     public var zoneKinds: [ZoneKind] { zones.map(\.kind) }
 
@@ -67,6 +70,7 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
         self.base = ram
         self.log = log
         self.faults = FaultInjection(log: log)
+        self.failMempoolAllocBulk = FaultInjection(name: "fail_mempool_alloc_bulk", log: log)
         self.memMapBytes = bytes
         self.memMap = map.bindMemory(to: PageFrame.self, capacity: pageCount)
         var zones: [Zone] = []

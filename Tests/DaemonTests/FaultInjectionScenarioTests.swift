@@ -192,5 +192,11 @@ import Testing
         #expect(kmsg.contains("FAULT_INJECTION: forcing a failure.\n"))
         #expect(kmsg.contains("name fail_page_alloc, interval 3, probability 100, space 0, times 2\n"))
         #expect(kmsg.contains("name fail_page_alloc, interval 3, probability 100, space 0, times 1\n"))
+        // mm/mempool.c's attribute beside it, a plain fault_attr: no min-order.
+        let bulk = "kernel/debug/fail_mempool_alloc_bulk"
+        try machine.write("\(bulk)/probability", "50")
+        #expect(machine.ram.failMempoolAllocBulk.attributes.probability == 50)
+        #expect(try machine.read("\(bulk)/times") == "1\n")
+        #expect(machine.root.node(at: "\(bulk)/min-order") == nil)
     }
 }
