@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Trace", dependencies: ["Locking", "Lib"]),
 
         // The engines (mm/, kernel/dma/).
-        .target(name: "PhysicalMemory", dependencies: ["Locking", "Printk"]),
+        .target(name: "PhysicalMemory", dependencies: ["Locking", "Printk", "Lib"]),
         .target(name: "SWIOTLB", dependencies: ["PhysicalMemory", "Printk", "Locking", "Lib"]),
         .target(name: "DMA", dependencies: ["SWIOTLB", "PhysicalMemory", "Trace", "Printk", "Locking", "Lib"]),
         .target(name: "DMAPool", dependencies: ["DMA", "PhysicalMemory", "Trace", "Locking"]),
@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "LibTests", dependencies: ["Lib", systemPackage]),
         .testTarget(name: "PrintkTests", dependencies: ["Printk", "Locking"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "Lib"]),
-        .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+        .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory", "Lib"]),
         .testTarget(name: "SWIOTLBTests", dependencies: ["SWIOTLB", "PhysicalMemory", "Locking", "Lib"]),
         .testTarget(name: "DMATests", dependencies: ["DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Lib"]),
         // What Debian's real kernels did (tools/oracle/oracle.sh), held against the engines.

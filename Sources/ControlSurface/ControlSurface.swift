@@ -69,6 +69,12 @@ public final class ControlSurface: DevicesObserver, @unchecked Sendable {  // `d
         let ram = platform.ram
         let kernel = root.directory("kernel")
         kernel.add("buddyinfo", ControlAttribute(show: { [ram] in ram.buddyInfo }))
+        kernel.add("zoneinfo", ControlAttribute(show: { [ram] in ram.zoneInfo }))
+        // drain_all_pages() on request ("1"), so that buddyinfo shows what the pcp lists hold.
+        control.add("drain_pages", ControlAttribute(store: { [ram] text throws(Errno) in
+            guard text == "1" else { throw .invalidArgument }
+            ram.drainAllPages()
+        }))
         let debug = kernel.directory("debug")
         let benchmarkDevice = Device(
             name: "dma_map_benchmark", ram: ram, bus: "platform", swiotlb: platform.swiotlb, dmaMask: .max, coherentDMAMask: .max,

@@ -33,6 +33,8 @@ enum Metrics {
         let ram = devices.platform.ram
         for kind in ram.zoneKinds {
             gauge("zone_free", "pages", "Free 4 KiB pages in the zone", [("zone", kind.description)], ram.freePages(in: kind))
+            let onLists = (0..<ram.cpus).reduce(0) { $0 + (ram.pageSet(in: kind, cpu: $1)?.count ?? 0) }
+            gauge("zone_pcp", "pages", "Pages on the zone's per-CPU lists (not free, not in buddyinfo)", [("zone", kind.description)], onLists)
         }
         if let swiotlb = devices.platform.swiotlb {
             gauge("io_tlb", "nslabs", "swiotlb slots in non-transient pools", [], swiotlb.nslabs)

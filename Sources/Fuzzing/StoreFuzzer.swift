@@ -44,7 +44,7 @@ enum StoreFuzzer {
         // A path a write could create or truncate: not in a fuzzer's reach.
         if input.firstRange(of: Array("backing_file".utf8)) != nil { return }
         guard let machine = try? Machine(machineConfig) else { fatalError("the fuzz machine does not build") }
-        let freeWithoutDevices = machine.ram.freePages
+        let freeWithoutDevices = machine.ram.unusedPages
         for line in devices {
             guard (try? write(machine, "control/add_device", Array(line.utf8))) != nil else { fatalError("cannot add \(line)") }
         }
@@ -59,8 +59,8 @@ enum StoreFuzzer {
             for device in devices.all { try? devices.remove(device.name) }
         }
         guard devices.all.isEmpty else { fatalError("devices left after removal: \(devices.all.map(\.name))") }
-        guard machine.ram.freePages == freeWithoutDevices else {
-            fatalError("leak: \(freeWithoutDevices - machine.ram.freePages) pages not given back")
+        guard machine.ram.unusedPages == freeWithoutDevices else {
+            fatalError("leak: \(freeWithoutDevices - machine.ram.unusedPages) pages not given back")
         }
         for mem in [machine.swiotlb!] + devices.platform.restrictedPools.values where mem.used != 0 {
             fatalError("leak: \(mem.used) swiotlb slots in use in \(mem.name)")

@@ -98,8 +98,9 @@ public final class FaultInjection: Sendable {
     public var injected: Int { state.withLock { $0.injected } }
 
     /// The corresponding kernel function is `should_fail_alloc_page()`.
+    @inline(__always)
     func shouldFail(order: Int = 0) -> Bool {
-        shouldFail(order: order, size: PhysicalMemory.pageSize << order, noWarn: false)
+        armed.load(ordering: .relaxed) && shouldFail(order: order, size: PhysicalMemory.pageSize << order, noWarn: false)
     }
 
     private func shouldFail(order: Int, size: Int, noWarn: Bool) -> Bool {

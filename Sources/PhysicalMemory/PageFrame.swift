@@ -21,3 +21,37 @@ struct PageFrame {
     /// zeroed when the block is handed out.
     var owner: UInt64
 }
+
+/// A doubly linked list of page frames threaded through the mem_map's links, by its head
+/// and tail frame numbers (PageFrame.none when empty): the buddy allocator's free lists
+/// and the pcp lists.
+enum FrameList {
+    @inline(__always)
+    static func insert(_ memMap: UnsafeMutablePointer<PageFrame>, _ pfn: PFN, head: inout UInt32, tail: inout UInt32, atTail: Bool) {
+        let index = UInt32(pfn)
+        if head == PageFrame.none {
+            memMap[pfn].next = PageFrame.none
+            memMap[pfn].prev = PageFrame.none
+            head = index
+            tail = index
+        } else if atTail {
+            memMap[pfn].prev = tail
+            memMap[pfn].next = PageFrame.none
+            memMap[Int(tail)].next = index
+            tail = index
+        } else {
+            memMap[pfn].next = head
+            memMap[pfn].prev = PageFrame.none
+            memMap[Int(head)].prev = index
+            head = index
+        }
+    }
+
+    @inline(__always)
+    static func remove(_ memMap: UnsafeMutablePointer<PageFrame>, _ pfn: PFN, head: inout UInt32, tail: inout UInt32) {
+        let next = memMap[pfn].next
+        let prev = memMap[pfn].prev
+        if prev == PageFrame.none { head = next } else { memMap[Int(prev)].next = next }
+        if next == PageFrame.none { tail = prev } else { memMap[Int(next)].prev = prev }
+    }
+}

@@ -25,11 +25,25 @@ extension PhysicalMemory {
         bulk(count: count, limit: limit, body)
     }
 
+    /// alloc_pages_bulk() from the highest allowed zone's pcp list for the calling CPU,
+    /// under its lock, refilled a batch at a time; a lower zone takes over when one runs
+    /// dry (the kernel picks one zone by its watermarks, which dmaemu does not enforce). A
+    /// single page is alloc_pages(), as the kernel's bulk call hands it over.
     private func bulk(count: Int, limit: PhysAddr, _ body: (PhysAddr) -> Void) -> Int {
+        if count == 1 {
+            guard let phys = allocPages(order: 0, limit: limit) else { return 0 }
+            body(phys)
+            return 1
+        }
         var produced = 0
         var failed = false
-        for zone in zones.reversed() where zone.startPFN << Self.pageShift < limit && !failed {
-            produced += zone.rmqueueBulk(count: count - produced) { pfn in
+        var index = zones.count
+        while index > 0 && produced < count && !failed {
+            index -= 1
+            let zone = zones[index]
+            guard zone.startPFN << Self.pageShift < limit else { continue }
+            noteBelowHigh(zone, order: 0)
+            produced += withLocalPCP(zone) { $0.allocBulk(count: count - produced) { pfn in
                 // A page above the limit ends this zone's turn; an injected fault ends the call.
                 guard (PhysAddr(pfn) + 1) << PhysAddr(Self.pageShift) <= limit else { return false }
                 guard !faults.shouldFail() else {
@@ -38,8 +52,7 @@ extension PhysicalMemory {
                 }
                 body(PhysAddr(pfn) << PhysAddr(Self.pageShift))
                 return true
-            }
-            if produced == count { break }
+            } }
         }
         return produced
     }

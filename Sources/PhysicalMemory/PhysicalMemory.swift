@@ -3,6 +3,7 @@
 // mapping, which makes phys_to_virt and virt_to_phys one addition each. Page frame 0 is
 // reserved, as firmware keeps it on a real machine, so no allocation ever has physical
 // (and so dma) address 0 and a zero address can mean "no page", as NULL does.
+import Lib
 import Printk
 
 #if canImport(Glibc)
@@ -48,10 +49,22 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     public var zoneKinds: [ZoneKind] { zones.map(\.kind) }
 
     let zones: [Zone]
+    /// The same, for the hot paths: references taken without retaining (`zones` keeps them).
+    private let zoneRefs: UnsafeMutableBufferPointer<Unmanaged<Zone>>
+    /// Each zone's first pfn, so that a free finds its zone without touching one that is
+    /// not its own; the zones follow each other from pfn 1 to `endPFN`.
+    private let zoneStarts: UnsafeMutableBufferPointer<PFN>
+    private let endPFN: PFN
     private let memMap: UnsafeMutablePointer<PageFrame>
     private let memMapBytes: Int
 
-    public init(size: UInt64 = 8 << 30, log: KernelLog = KernelLog()) throws(PhysicalMemoryError) {
+    /// The CPUs with pcp lists of their own (the calling thread's CPU picks its lists).
+    public let cpus: Int
+
+    /// `pcpLists` false gives every CPU the kernel's boot pageset instead (high 0, batch 1:
+    /// each page goes straight to and from the buddy lists), for tests that reason in
+    /// the buddy allocator's own page order.
+    public init(size: UInt64 = 8 << 30, log: KernelLog = KernelLog(), cpus: Int = CPU.online, pcpLists: Bool = true) throws(PhysicalMemoryError) {
         guard size % UInt64(Self.pageSize) == 0, size >= 32 * UInt64(Self.pageSize) else {
             throw .badSize(size)
         }
@@ -83,9 +96,33 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
             }
         }
         self.zones = zones
+        zoneRefs = .allocate(capacity: zones.count)
+        _ = zoneRefs.initialize(from: zones.map { Unmanaged.passUnretained($0) })
+        zoneStarts = .allocate(capacity: zones.count)
+        _ = zoneStarts.initialize(from: zones.map(\.startPFN))
+        endPFN = zones.last?.endPFN ?? 0
+        self.cpus = max(cpus, 1)
+        setupPerZoneWatermarks(pcpLists: pcpLists)
+    }
+
+    /// init_per_zone_wmark_min() and the pcp sizes that follow from it: watermarks from
+    /// min_free_kbytes, then each zone's batch, high_min (its low watermark over the CPUs)
+    /// and high_max (an eighth of it over the CPUs), and a pcp list set per CPU.
+    private func setupPerZoneWatermarks(pcpLists: Bool) {
+        let lowmem = zones.reduce(0) { $0 + $1.managedPages }
+        let minFree = Watermarks.minFreeKbytes(lowmemPages: lowmem)
+        for zone in zones {
+            zone.watermarks = Watermarks.zone(managed: zone.managedPages, lowmemPages: lowmem, minFreeKbytes: minFree)
+            let batch = pcpLists ? PCPSizes.batch(managed: zone.managedPages) : 1
+            let highMin = pcpLists ? PCPSizes.high(pages: zone.watermarks.low, batch: batch, cpus: cpus) : 0
+            let highMax = pcpLists ? PCPSizes.high(pages: zone.managedPages / PCPSizes.highFractionMax, batch: batch, cpus: cpus) : 0
+            zone.pcp = (0..<cpus).map { _ in PerCPUPages(zone: zone, batch: batch, highMin: highMin, highMax: highMax) }
+        }
     }
 
     deinit {
+        zoneRefs.deallocate()
+        zoneStarts.deallocate()
         munmap(base, Int(size))
         munmap(memMap, memMapBytes)
     }
@@ -116,36 +153,116 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
 
     /// The corresponding kernel function is `alloc_pages()`: 2^order contiguous pages,
     /// aligned to their size, wholly below `limit`. Zones are tried from the highest the
-    /// limit allows downwards, as the zonelist falls back. `owner` becomes the block's
-    /// page_private word (see `freeOwnedPages`). May be called from any thread.
+    /// limit allows downwards, as the zonelist falls back; orders up to 3 come from the
+    /// calling CPU's pcp list of the zone. When every zone fails, the pcp lists are
+    /// drained and the zones tried once more, as the slow path does after direct reclaim.
+    /// `owner` becomes the block's page_private word (see `freeOwnedPages`). May be called
+    /// from any thread.
     public func allocPages(order: Int, limit: PhysAddr = .max, owner: UInt64 = 0) -> PhysAddr? {
         guard order >= 0 && order <= Self.maxOrder, !faults.shouldFail(order: order) else { return nil }
-        for zone in zones.reversed() where zone.startPFN << Self.pageShift < limit {
-            guard let pfn = zone.rmqueue(order: order, owner: owner) else { continue }
-            let end = PhysAddr(pfn + (1 << order)) << PhysAddr(Self.pageShift)
-            if end <= limit { return PhysAddr(pfn) << PhysAddr(Self.pageShift) }
-            zone.free(pfn, order: order)
+        if let phys = allocFromZones(order: order, limit: limit, owner: owner) { return phys }
+        guard drainAllPages(limit: limit) > 0 else { return nil }
+        return allocFromZones(order: order, limit: limit, owner: owner)
+    }
+
+    /// get_page_from_freelist(): the first zone that has the block.
+    private func allocFromZones(order: Int, limit: PhysAddr, owner: UInt64) -> PhysAddr? {
+        var index = zoneRefs.count
+        while index > 0 {
+            index -= 1
+            let phys = zoneRefs[index]._withUnsafeGuaranteedRef { zone -> PhysAddr? in
+                guard zone.startPFN << Self.pageShift < limit else { return nil }
+                noteBelowHigh(zone, order: order)
+                let pfn: PFN?
+                if order <= PCPSizes.costlyOrder {
+                    pfn = withLocalPCP(zone) { $0.alloc(order: order, owner: owner) }
+                } else {
+                    pfn = zone.rmqueue(order: order, owner: owner)
+                }
+                guard let pfn else { return nil }
+                let end = PhysAddr(pfn + (1 << order)) << PhysAddr(Self.pageShift)
+                if end <= limit { return PhysAddr(pfn) << PhysAddr(Self.pageShift) }
+                release(zone, pfn, order: order)
+                return nil
+            }
+            if let phys { return phys }
         }
         return nil
     }
+
+    /// The zone of `pfn`, without retaining it, or nil (as zone(of:) without the ARC).
+    @inline(__always)
+    func withZone<R>(of pfn: PFN, _ body: (Zone) -> R) -> R? {
+        guard pfn < endPFN else { return nil }
+        var index = zoneStarts.count
+        while index > 0 {
+            index -= 1
+            if pfn >= zoneStarts[index] { return zoneRefs[index]._withUnsafeGuaranteedRef(body) }
+        }
+        return nil
+    }
+
+    /// ZONE_BELOW_HIGH, set as get_page_from_freelist() sets it: the zone's free pages,
+    /// less the block's, no longer above the high watermark.
+    @inline(__always)
+    func noteBelowHigh(_ zone: Zone, order: Int) {
+        if !zone.belowHigh.load(ordering: .relaxed) && zone.freePages - ((1 << order) - 1) <= zone.watermarks.high {
+            zone.belowHigh.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// this_cpu_ptr(zone->per_cpu_pageset): the calling thread's CPU's lists.
+    @inline(__always)
+    func withLocalPCP<R>(_ zone: Zone, _ body: (PerCPUPages) -> R) -> R {
+        let cpu = CPU.current
+        return zone.pcpRefs[cpu < cpus ? cpu : cpu % cpus]._withUnsafeGuaranteedRef(body)
+    }
+
+    /// The corresponding kernel function is `drain_all_pages()`: every CPU's pcp lists of
+    /// the zones below `limit` back to the buddy lists. Returns how many pages went.
+    @discardableResult
+    public func drainAllPages(limit: PhysAddr = .max) -> Int {
+        var drained = 0
+        for zone in zones where zone.startPFN << Self.pageShift < limit {
+            for pcp in zone.pcp { drained += pcp.drain() }
+        }
+        return drained
+    }
+
+    /// Pages on pcp lists now, over every CPU and zone (not in buddyinfo, not free).
+    public var pcpPages: Int { zones.reduce(0) { $0 + $1.pcp.reduce(0) { $0 + $1.count } } }
+
+    /// Pages nobody holds: free in the buddy lists or waiting on a pcp list. What a leak
+    /// check compares, where `freePages` (NR_FREE_PAGES) moves with the pcp lists.
+    public var unusedPages: Int { freePages + pcpPages }
 
     /// The corresponding kernel function is `__free_pages()`. A block that is not
     /// allocated, or not with this order, is reported and left alone.
     public func freePages(_ phys: PhysAddr, order: Int) {
         let pfn = PFN(phys >> PhysAddr(Self.pageShift))
-        guard phys & PhysAddr(Self.pageSize - 1) == 0, let zone = zone(of: pfn) else {
-            log.printk(.alert, "BUG: Bad page state in process dmaemu  pfn:\(hex(pfn, 5))")
-            return
-        }
-        switch zone.free(pfn, order: order) {
-        case nil:
+        let outcome = phys & PhysAddr(Self.pageSize - 1) == 0 ? withZone(of: pfn) { release($0, pfn, order: order) } : nil
+        switch outcome {
+        case .freed?, .notOwner?:
             break
-        case .notAllocated:
+        case nil, .notAllocated?:
             log.printk(.alert, "BUG: Bad page state in process dmaemu  pfn:\(hex(pfn, 5))")
-        case .orderMismatch(let allocated):
+        case .orderMismatch(let allocated)?:
             log.printk(.alert, "BUG: Bad page state in process dmaemu  pfn:\(hex(pfn, 5))")
             log.printk(.alert, "page dumped because: freed with order \(order), allocated with order \(allocated)")
         }
+    }
+
+    /// A block back to the calling CPU's pcp list (orders up to 3) or the buddy lists.
+    @discardableResult
+    private func release(_ zone: Zone, _ pfn: PFN, order: Int, expected: UInt64 = 0, mask: UInt64 = 0) -> PerCPUPages.FreeOutcome {
+        guard order <= PCPSizes.costlyOrder else {
+            switch zone.free(pfn, order: order) {
+            case nil: return .freed
+            case .notAllocated: return .notAllocated
+            case .orderMismatch(let allocated): return .orderMismatch(allocated: allocated)
+            }
+        }
+        return withLocalPCP(zone) { $0.free(pfn, order: order, expected: expected, mask: mask) }
     }
 
     /// The corresponding kernel function is `memblock_alloc_low()` (below `limit`): a
@@ -192,7 +309,14 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     public func freeOwnedPages(_ phys: PhysAddr, expected: UInt64, mask: UInt64) -> UInt64? {
         let pfn = PFN(phys >> PhysAddr(Self.pageShift))
         guard phys & PhysAddr(Self.pageSize - 1) == 0, let zone = zone(of: pfn) else { return nil }
-        return zone.freeOwned(pfn, expected: expected, mask: mask)
+        // The block's order says which list it goes to; the pcp list checks it again
+        // under its lock, with the owner.
+        let order = Int(zone.memMap[pfn].allocOrder) - 1
+        guard order >= 0 else { return nil }
+        guard order <= PCPSizes.costlyOrder else { return zone.freeOwned(pfn, expected: expected, mask: mask) }
+        let owner = zone.memMap[pfn].owner
+        guard case .freed = release(zone, pfn, order: order, expected: expected, mask: mask) else { return nil }
+        return owner
     }
 
     /// The number of free pages in the zone, or 0 when the machine has no such zone.

@@ -16,8 +16,29 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
     /// The managed page frames: [startPFN, endPFN).
     let startPFN: PFN
     let endPFN: PFN
-    private let memMap: UnsafeMutablePointer<PageFrame>
+    /// The mem_map; a pcp list threads its pages through it under the pcp's own lock.
+    let memMap: UnsafeMutablePointer<PageFrame>
     private let area = SpinLock(FreeArea())
+    /// NR_FREE_PAGES: pages in the buddy lists (not those on pcp lists), written under the
+    /// lock and read without it.
+    private let freeCount = Atomic<Int>(0)
+    /// _watermark[WMARK_MIN], [WMARK_LOW], [WMARK_HIGH], set once the zones are known.
+    var watermarks = Watermarks(min: 0, low: 0, high: 0)
+    /// ZONE_BELOW_HIGH: free pages were seen under the high watermark; the pcp lists then
+    /// shrink instead of growing.
+    let belowHigh = Atomic(false)
+    /// zone->per_cpu_pageset: one list set per CPU (set up with the watermarks).
+    var pcp: [PerCPUPages] = [] {
+        didSet {
+            pcpRefs.deallocate()
+            pcpRefs = .allocate(capacity: pcp.count)
+            pcpRefs.initialize(from: pcp.map { Unmanaged.passUnretained($0) }, count: pcp.count)
+        }
+    }
+    /// The same, for the hot paths: references taken without retaining (`pcp` keeps them).
+    private(set) var pcpRefs = UnsafeMutablePointer<Unmanaged<PerCPUPages>>.allocate(capacity: 0)
+
+    deinit { pcpRefs.deallocate() }
 
     init(kind: ZoneKind, startPFN: PFN, endPFN: PFN, memMap: UnsafeMutablePointer<PageFrame>) {
         self.kind = kind
@@ -47,11 +68,7 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
     /// Free block counts per order, as /proc/buddyinfo shows them.
     var nrFree: [Int] { area.withLock { $0.nrFree } }
 
-    var freePages: Int {
-        area.withLock { area in
-            area.nrFree.indices.reduce(0) { $0 + area.nrFree[$1] << $1 }
-        }
-    }
+    var freePages: Int { freeCount.load(ordering: .relaxed) }
 
     /// The corresponding kernel function is `__rmqueue_smallest()`. Takes zone->lock.
     /// `owner` becomes the block's private word.
@@ -63,19 +80,27 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
         }
     }
 
-    /// Takes up to `count` order-0 pages under one acquisition of the lock, the way the
-    /// bulk allocator refills from one zone; `take` is asked before each page and may stop.
-    func rmqueueBulk(count: Int, take: (PFN) -> Bool) -> Int {
+    /// The corresponding kernel function is `rmqueue_bulk()`: up to `count` blocks of
+    /// `order` under one acquisition of the lock, handed to `body` in the order taken (the
+    /// split halves in physical order), for a pcp list. They are neither free nor
+    /// allocated blocks afterwards: the pcp list owns them. Returns how many.
+    func rmqueueBulk(order: Int, count: Int, _ body: (PFN) -> Void) -> Int {
         area.withLock { area in
-            var produced = 0
-            while produced < count, let pfn = takeBlock(&area, order: 0) {
-                guard take(pfn) else {
-                    putBlock(&area, pfn, order: 0)
-                    break
-                }
-                produced += 1
+            var taken = 0
+            while taken < count, let pfn = takeBlock(&area, order: order) {
+                memMap[pfn].allocOrder = 0
+                body(pfn)
+                taken += 1
             }
-            return produced
+            return taken
+        }
+    }
+
+    /// Back from a pcp list under one acquisition of the lock (free_pcppages_bulk()'s
+    /// __free_one_page() calls): `body` is handed the function that frees one block.
+    func freeBlocks(_ body: ((PFN, Int) -> Void) -> Void) {
+        area.withLock { area in
+            body { pfn, order in putBlock(&area, pfn, order: order) }
         }
     }
 
@@ -205,35 +230,16 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
     }
 
     private func link(_ area: inout FreeArea, _ pfn: PFN, _ order: Int, atTail: Bool) {
-        let index = UInt32(pfn)
         memMap[pfn].freeOrder = UInt8(order + 1)
-        if area.head[order] == PageFrame.none {
-            memMap[pfn].next = PageFrame.none
-            memMap[pfn].prev = PageFrame.none
-            area.head[order] = index
-            area.tail[order] = index
-        } else if atTail {
-            let tail = Int(area.tail[order])
-            memMap[pfn].prev = UInt32(tail)
-            memMap[pfn].next = PageFrame.none
-            memMap[tail].next = index
-            area.tail[order] = index
-        } else {
-            let head = Int(area.head[order])
-            memMap[pfn].next = UInt32(head)
-            memMap[pfn].prev = PageFrame.none
-            memMap[head].prev = index
-            area.head[order] = index
-        }
+        FrameList.insert(memMap, pfn, head: &area.head[order], tail: &area.tail[order], atTail: atTail)
         area.nrFree[order] += 1
+        freeCount.store(freeCount.load(ordering: .relaxed) + 1 << order, ordering: .relaxed)
     }
 
     private func unlink(_ area: inout FreeArea, _ pfn: PFN, _ order: Int) {
-        let next = memMap[pfn].next
-        let prev = memMap[pfn].prev
-        if prev == PageFrame.none { area.head[order] = next } else { memMap[Int(prev)].next = next }
-        if next == PageFrame.none { area.tail[order] = prev } else { memMap[Int(next)].prev = prev }
+        FrameList.remove(memMap, pfn, head: &area.head[order], tail: &area.tail[order])
         memMap[pfn].freeOrder = 0
         area.nrFree[order] -= 1
+        freeCount.store(freeCount.load(ordering: .relaxed) - 1 << order, ordering: .relaxed)
     }
 }

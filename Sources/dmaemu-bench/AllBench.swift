@@ -34,6 +34,7 @@ struct AllBench: ParsableCommand {
             ("dmcrypt", 45, pick([], ["--mib", "16", "--runs", "1"])),
             ("dmcrypt", 20, ["--cipher", "cipher_null-ecb"] + pick([], ["--mib", "16", "--runs", "1"])),
             ("xts", 15, (compiled.xtsLimit.map { ["--limit", $0] } ?? []) + pick([], ["--seconds", "1", "--runs", "1"])),
+            ("pages", 16, (compiled.pageLimit.map { ["--limit", $0] } ?? []) + pick([], ["--runs", "1"])),
             ("trace", 10, (compiled.traceLimit.map { ["--limit", $0] } ?? []) + pick([], ["--seconds", "1", "--events", "10000"])),
         ]
         if let hello = compiled.fuseHello {
@@ -88,6 +89,7 @@ struct AllBench: ParsableCommand {
         case "fuse": results.fuse = try FUSEBench.parse(arguments).measure()
         case "trace": results.trace = try TraceBench.parse(arguments).measure()
         case "xts": results.xts = try XTSBench.parse(arguments).measure()
+        case "pages": results.pages = try PagesBench.parse(arguments).measure()
         default: throw BenchError(description: "no subcommand \(name)")
         }
     }

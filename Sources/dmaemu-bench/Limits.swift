@@ -32,6 +32,7 @@ struct CLimits {
     var memcpyLimit: String?
     var traceLimit: String?
     var xtsLimit: String?
+    var pageLimit: String?
     var fuseHello: String?
     var failures: [String] = []
 
@@ -50,6 +51,7 @@ struct CLimits {
         memcpyLimit = compile("memcpy_limit")
         traceLimit = compile("trace_limit")
         xtsLimit = compile("xts_limit", ["-lcrypto"])
+        pageLimit = compile("page_limit")
         let fuseFlags = (try? runProgram("/usr/bin/env", ["pkg-config", "--cflags", "--libs", "fuse3"]))?
             .split(whereSeparator: \.isWhitespace).map(String.init)
         if let fuseFlags { fuseHello = compile("fuse_hello", fuseFlags) } else { failures.append("pkg-config fuse3 failed") }

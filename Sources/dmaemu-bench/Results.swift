@@ -152,6 +152,19 @@ struct XTSResult: Codable {
     var limitLargeMibPerS: Double?
 }
 
+/// The page allocator through the per-CPU lists, and page_limit.c beside it.
+struct PagesResult: Codable {
+    var runs: Int
+    /// Medians over the runs.
+    var pairOrder0Ns: Double
+    var pairOrder4Ns: Double
+    var bulkAllocNsPerPage: Double
+    var bulkFreeNsPerPage: Double
+    var limitPairNs: Double?
+    var limitBulkAllocNsPerPage: Double?
+    var limitBulkFreeNsPerPage: Double?
+}
+
 struct TraceResult: Codable {
     /// A bounced 4 KiB map+unmap pair, tracing off and on.
     var pairOffNs: Double
@@ -186,6 +199,7 @@ struct BenchResults: Codable {
     var swiotlbIo: SWIOTLBIOResult?
     var dmcrypt: [DMCryptResult] = []
     var xts: XTSResult?
+    var pages: PagesResult?
     var fuse: FUSEResult?
     var trace: TraceResult?
     /// Subcommands that failed, with their error; the others still report.

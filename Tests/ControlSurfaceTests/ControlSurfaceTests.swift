@@ -59,13 +59,13 @@ import Testing
     @Test func anAllocTooLargeForRAMIsENOMEMAndGivesEverythingBack() throws {
         let machine = try smallMachine(ram: 64 << 20)
         try machine.write("\(dev)/create_pool", "big 4096")
-        let free = machine.ram.freePages
+        let free = machine.ram.unusedPages
         // 64 MiB of RAM cannot hold 20000 pages of 4 KiB.
         #expect(throws: Errno.noMemory) { try machine.write("\(dev)/dma_pools/big/alloc", "20000") }
         #expect(try machine.read("\(dev)/dma_pools/big/nr_active") == "0\n")
         // The pages stay with the pool (as in the kernel) until it is destroyed.
         try machine.write("\(dev)/destroy_pool", "big")
-        #expect(machine.ram.freePages == free)
+        #expect(machine.ram.unusedPages == free)
     }
 
     /// The kernel keeps 31 bytes of a pool's name: two names alike that far are one pool
@@ -134,5 +134,27 @@ import Testing
         #expect(text.contains(#"dmaemu_zone_free_pages{zone="DMA"} 4095"#))
         try machine.write("\(dev)/destroy_pool", "chain")
         #expect(!(try machine.read("metrics")).contains("pool=\"chain\""))
+    }
+}
+
+@Suite struct PageListFilesTests {
+    /// kernel/zoneinfo shows the pcp lists, buddyinfo leaves their pages out, and
+    /// control/drain_pages gives them back (drain_all_pages()). The 1 GiB test machine's
+    /// DMA32 zone: 258048 managed pages, batch rounddown_pow_of_two(min(258048 >> 10, 256)
+    /// / 4 * 3 / 2) - 1 = 63.
+    @Test func zoneinfoBuddyinfoAndDrain() throws {
+        let machine = try smallMachine()
+        try machine.write("\(dev)/create_pool", "chain 128 16")
+        try machine.write("\(dev)/dma_pools/chain/alloc", "1")
+        let info = try machine.read("kernel/zoneinfo")
+        #expect(info.contains("Node 0, zone    DMA32\n  pages free     "))
+        #expect(info.contains("\n              batch: 63\n"))
+        let pcp = machine.ram.pcpPages
+        #expect(pcp > 0)
+        #expect(try machine.read("metrics").contains("dmaemu_zone_pcp_pages{zone=\"DMA32\"} \(pcp)"))
+        let free = machine.ram.freePages
+        try machine.write("control/drain_pages", "1")
+        #expect(machine.ram.pcpPages == 0 && machine.ram.freePages == free + pcp)
+        #expect(throws: Errno.invalidArgument) { try machine.write("control/drain_pages", "2") }
     }
 }

@@ -12,18 +12,18 @@ import Testing
     @Test func anAllocOfATrillionBlocksIsRefusedUnparsed() throws {
         let machine = try smallMachine(ram: 64 << 20)
         try machine.write("\(dev)/create_pool", "p 2048")
-        let free = machine.ram.freePages
+        let free = machine.ram.unusedPages
         #expect(throws: Errno.invalidArgument) { try machine.write("\(pool)/alloc", "1000000000000") }
         #expect(throws: Errno.invalidArgument) { try machine.write("\(pool)/free", "1000000000000") }
         #expect(try machine.read("\(pool)/nr_active") == "0\n")
-        #expect(machine.ram.freePages == free)
+        #expect(machine.ram.unusedPages == free)
     }
 
     /// 10^8 blocks of 2 KiB are 200 GB: the pool runs the 64 MiB machine dry, gives every
     /// block back and answers ENOMEM; the pool still works, and its destroy frees all.
     @Test func anAllocBeyondRAMGivesEverythingBack() throws {
         let machine = try smallMachine(ram: 64 << 20)
-        let free = machine.ram.freePages
+        let free = machine.ram.unusedPages
         try machine.write("\(dev)/create_pool", "p 2048")
         #expect(throws: Errno.noMemory) { try machine.write("\(pool)/alloc", "100000000") }
         #expect(try machine.read("\(pool)/nr_active") == "0\n")
@@ -31,12 +31,12 @@ import Testing
         try machine.write("\(pool)/alloc", "3")
         #expect(try machine.read("\(pool)/nr_active") == "3\n")
         try machine.write("\(dev)/destroy_pool", "p")
-        #expect(machine.ram.freePages == free)
+        #expect(machine.ram.unusedPages == free)
     }
 
     @Test func aPoolOfATerabyteBlockCannotAllocate() throws {
         let machine = try smallMachine(ram: 64 << 20)
-        let free = machine.ram.freePages
+        let free = machine.ram.unusedPages
         do {
             try machine.write("\(dev)/create_pool", "p 1099511627776")
         } catch {
@@ -45,7 +45,7 @@ import Testing
         }
         #expect(throws: Errno.noMemory) { try machine.write("\(pool)/alloc", "1") }
         try machine.write("\(dev)/destroy_pool", "p")
-        #expect(machine.ram.freePages == free)
+        #expect(machine.ram.unusedPages == free)
     }
 
     /// A terabyte of I/O is a write that would hold its FUSE thread for hours: EINVAL with a
@@ -67,7 +67,7 @@ import Testing
     /// more, and removing them all gives every page back.
     @Test func aMillionDevicesStopAtTheLimit() throws {
         let machine = try smallMachine(ram: 64 << 20)
-        let free = machine.ram.freePages
+        let free = machine.ram.unusedPages
         var added = 0
         var refused = 0
         for index in 0..<1_000_000 {
@@ -84,7 +84,7 @@ import Testing
         #expect(machine.devices.all.count == Devices.maxDevices)
         for index in 0..<added { try machine.write("control/remove_device", "d\(index)") }
         #expect(machine.devices.all.count == 1)
-        #expect(machine.ram.freePages == free)
+        #expect(machine.ram.unusedPages == free)
     }
 
     /// Every store takes at most a page, as sysfs does: one byte more is EINVAL.

@@ -114,13 +114,13 @@ import Testing
     @Test func busyDestroyLeaksEveryPage() throws {
         let device = try testDevice()
         let ram = device.ram
-        let boot = ram.freePages
+        let boot = ram.unusedPages
         let pool = try DMAPool(name: "busy", device: device, size: 2048)
         let blocks = (0..<3).compactMap { _ in pool.alloc() }  // two pages
         pool.free(blocks[2].cpu, dma: blocks[2].dma)
         pool.destroy()
         #expect(ram.log.texts() == ["pci 0000:00:01.0: dma_pool_destroy busy busy"])
-        #expect(ram.freePages == boot - 2)
+        #expect(ram.unusedPages == boot - 2)
         #expect(device.coherentAllocationCount == 2)
         #expect(device.pools == nil)
         // A destroyed pool hands out nothing more.
@@ -131,7 +131,7 @@ import Testing
     func olderGenerationsLeakOnlyTheBusyPages(_ algorithm: DMAPoolAlgorithm) throws {
         let device = try testDevice()
         let ram = device.ram
-        let boot = ram.freePages
+        let boot = ram.unusedPages
         let pool = try DMAPool(name: "busy", device: device, size: 2048, algorithm: algorithm)
         // Two blocks per page (legacy: 2048 divides 4096, so only 1): fill three pages' worth.
         let perPage = algorithm == .legacy ? 1 : 2
@@ -139,7 +139,7 @@ import Testing
         for block in blocks[perPage...] { pool.free(block.cpu, dma: block.dma) }
         pool.destroy()
         #expect(ram.log.texts() == ["pci 0000:00:01.0: dma_pool_destroy busy, \(pointer(blocks[0].dma)) busy"])
-        #expect(ram.freePages == boot - 1)
+        #expect(ram.unusedPages == boot - 1)
         #expect(device.coherentAllocationCount == 1)
     }
 
@@ -147,15 +147,15 @@ import Testing
     func pagesStayUntilDestroy(_ algorithm: DMAPoolAlgorithm) throws {
         let device = try testDevice()
         let ram = device.ram
-        let boot = ram.freePages
+        let boot = ram.unusedPages
         let pool = try DMAPool(name: "keep", device: device, size: 512, algorithm: algorithm)
         let blocks = (0..<100).compactMap { _ in pool.alloc() }
         let pages = pool.counters.pages
         for block in blocks { pool.free(block.cpu, dma: block.dma) }
         #expect(pool.counters.active == 0 && pool.counters.pages == pages)
-        #expect(ram.freePages == boot - pages)
+        #expect(ram.unusedPages == boot - pages)
         pool.destroy()
-        #expect(ram.freePages == boot)
+        #expect(ram.unusedPages == boot)
         #expect(device.coherentAllocationCount == 0)
         #expect(ram.log.texts().isEmpty)
     }

@@ -53,11 +53,11 @@ import Testing
         let ram = try PhysicalMemory(size: 64 << 20)
         let device = Device(name: "0000:00:02.0", ram: ram)
         let block = try #require(device.allocCoherent(size: 4096))
-        let free = ram.freePages
+        let free = ram.unusedPages
         device.freeCoherent(size: 4096, cpu: block.cpu, dma: 0x1234_0000)
-        #expect(ram.freePages == free)
+        #expect(ram.unusedPages == free)
         device.freeCoherent(size: 100, cpu: block.cpu, dma: block.dma)
-        #expect(ram.freePages == free + 1)
+        #expect(ram.unusedPages == free + 1)
         device.freeCoherent(size: 4096, cpu: block.cpu, dma: block.dma)
         // Unbound, a PCI device is named by its bus; block.dma is 16 MiB = 0x1000000.
         #expect(
@@ -96,12 +96,12 @@ import Testing
         let owner = Device(name: "0000:00:02.0", ram: ram)
         let other = Device(name: "0000:00:03.0", ram: ram)
         let block = try #require(owner.allocCoherent(size: 8192))
-        let free = ram.freePages
+        let free = ram.unusedPages
         other.freeCoherent(size: 8192, cpu: block.cpu, dma: block.dma)
-        #expect(ram.freePages == free)
+        #expect(ram.unusedPages == free)
         #expect(owner.coherentAllocationCount == 1 && other.coherentAllocationCount == 0)
         owner.freeCoherent(size: 8192, cpu: block.cpu, dma: block.dma)
-        #expect(ram.freePages == free + 2)
+        #expect(ram.unusedPages == free + 2)
         #expect(
             ram.log.texts() == [
                 "DMA-API: pci 0000:00:03.0: device driver tries to free DMA memory it has not allocated "

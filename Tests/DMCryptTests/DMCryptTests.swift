@@ -150,7 +150,7 @@ func disk(_ devices: Devices, _ name: String) throws -> BlockQueue { try #requir
         try machine.remove("dm-0")
         try nvme.remove()
         // Every page went back: the target's reserve and the request pages.
-        #expect(machine.ram.freePages == (try cryptDevices()).ram.freePages)
+        #expect(machine.ram.unusedPages == (try cryptDevices()).ram.unusedPages)
     }
 
     /// dm-crypt's out bio pages: one mempool_alloc() each before v6.5, compound since.
@@ -265,14 +265,14 @@ func disk(_ devices: Devices, _ name: String) throws -> BlockQueue { try #requir
     /// take any high-order block and gets single pages from the reserve.
     @Test func compoundBlocksRespectTheCap() throws {
         let (pages, ram) = try allocator(.compound)
-        let before = ram.freePages
+        let before = ram.unusedPages
         var held = bios(pages, 16)
         #expect(pages.compoundBlocks.load(ordering: .relaxed) == 15)
         #expect(pages.allocatedPages == 4096)
         #expect(pages.pool.statistics.fromReserve == 256)
         #expect(held[15].count == 256 && held[0].count == 1 && held[0].blocks[0].order == 8)
         for i in held.indices { pages.freeBuffer(&held[i]); held[i].deallocate() }
-        #expect(ram.freePages == before)
+        #expect(ram.unusedPages == before)
     }
 }
 

@@ -36,7 +36,7 @@ import Testing
             }
         }
         return Counters(
-            freePages: machine.ram.freePages + kept, swiotlbUsed: mem.used, transientSlabs: mem.transientNslabs,
+            freePages: machine.ram.unusedPages + kept, swiotlbUsed: mem.used, transientSlabs: mem.transientNslabs,
             dmaDebugEntries: machine.devices.all.reduce(0) { $0 + $1.device.dmaDebugEntryCount } - poolPages)
     }
 

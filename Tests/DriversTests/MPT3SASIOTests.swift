@@ -161,7 +161,7 @@ struct SGE: Equatable, CustomStringConvertible {
 
     @Test func removeWaitsForIOInFlight() throws {
         let devices = try smallDevices(ram: 1 << 30)
-        let free = devices.ram.freePages
+        let free = devices.ram.unusedPages
         let hba = try devices.add("mpt3sas hba0 hba_queue_depth=512 capacity=64M")
         let outcome = PthreadMutex<Errno??>(nil)
         let io = Thread {
@@ -181,7 +181,7 @@ struct SGE: Equatable, CustomStringConvertible {
         // The whole run finished (every transfer verified) before the pools went; then
         // every page came back.
         #expect(outcome.withLock { $0 } == .some(nil))
-        #expect(devices.ram.freePages == free)
+        #expect(devices.ram.unusedPages == free)
     }
 
     @Test func ioToARemovedHBAIsENODEV() throws {

@@ -34,11 +34,11 @@ import Testing
 
     @Test func removeGivesEveryPageBackAndParametersWaitForIt() throws {
         let devices = try smallDevices(ram: 2 << 30)
-        let free = devices.ram.freePages
+        let free = devices.ram.unusedPages
         let hba = try devices.add("mpt3sas 0000:85:00.0")
         #expect(throws: Errno.resourceBusy) { try hba.setParameter("max_sgl_entries", "128") }
         try hba.remove()
-        #expect(devices.ram.freePages == free)
+        #expect(devices.ram.unusedPages == free)
         #expect(hba.device.pools == nil)
         #expect(throws: Errno.invalidArgument) { try hba.setParameter("max_sgl_entries", "8") }
         #expect(throws: Errno.invalidArgument) { try hba.setParameter("chain_segment_size", "100") }
@@ -55,9 +55,9 @@ import Testing
     @Test func aProbeThatRunsOutOfMemoryLeavesNothingBehind() throws {
         // The HBA needs about 55 MB (47 MB of chain pages alone); 48 MiB cannot hold it.
         let devices = try smallDevices(ram: 48 << 20)
-        let free = devices.ram.freePages
+        let free = devices.ram.unusedPages
         #expect(throws: Errno.noMemory) { try devices.add("mpt3sas 0000:85:00.0") }
-        #expect(devices.ram.freePages == free)
+        #expect(devices.ram.unusedPages == free)
         #expect(devices.device("0000:85:00.0") == nil)
         #expect(devices.kmsg.contains("mpt3sas 0000:85:00.0: probe failed"))
     }

@@ -32,12 +32,12 @@ import Testing
 
     @Test func removeGivesEveryPageBack() throws {
         let devices = try smallDevices(ram: 1 << 30)
-        let free = devices.ram.freePages
+        let free = devices.ram.unusedPages
         let hba = try devices.add("megaraid_sas 0000:00:03.0 capacity=16M fw_cmds=64 fw_sge=16")
         #expect(hba.active("megasas frame pool") == 63 && hba.active("megasas sense pool") == 63)
         try hba.io("verify 256K count=4 threads=2")
         try hba.remove()
-        #expect(devices.ram.freePages == free && hba.device.pools == nil)
+        #expect(devices.ram.unusedPages == free && hba.device.pools == nil)
         #expect(throws: Errno.invalidArgument) { try hba.setParameter("fw_cmds", "33") }
         #expect(throws: Errno.invalidArgument) { try hba.setParameter("fw_sge", "0") }
         #expect(throws: Errno.invalidArgument) { try hba.setParameter("fw_sge", "256") }

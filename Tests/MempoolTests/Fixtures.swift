@@ -4,8 +4,9 @@ import Mempool
 import PhysicalMemory
 
 /// A 32-page machine: zone DMA manages pfns 1...31, and order-0 allocations come from
-/// the bottom up (1, 2, 3, ...), so every page a test sees is known in advance.
-func tinyRAM() throws -> PhysicalMemory { try PhysicalMemory(size: 32 * 4096) }
+/// the bottom up (1, 2, 3, ...), so every page a test sees is known in advance: the
+/// boot pageset (no pcp lists) keeps the buddy allocator's own order.
+func tinyRAM() throws -> PhysicalMemory { try PhysicalMemory(size: 32 * 4096, pcpLists: false) }
 
 func page(_ pfn: Int) -> PhysAddr { PhysAddr(pfn) << 12 }
 

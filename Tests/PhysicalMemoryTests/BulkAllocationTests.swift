@@ -19,7 +19,7 @@ import Testing
         var pages: [PhysAddr] = []
         #expect(ram.allocPagesBulk(count: 5) { pages.append($0) } == 5)
         #expect(pages == [4096, 4097, 4098, 4099, 4100].map { $0 << 12 })
-        #expect(ram.freePages == 4095 + 12288 - 5)
+        #expect(ram.unusedPages == 4095 + 12288 - 5)
     }
 
     @Test func shortWhenMemoryRunsOut() throws {

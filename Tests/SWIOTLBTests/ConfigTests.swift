@@ -66,7 +66,7 @@ import Testing
         #expect(mem.pools.first?.start == 0xbbfe_0000)
         #expect(log.contains("software IO TLB: mapped [mem 0x00000000bbfe0000-0x00000000bffe0000] (64MB)"))
         // Only the pool's 16384 pages left the allocator: the rest of the blocks around it came back.
-        #expect(mem.ram.freePages == (4 << 30) / 4096 - 1 - 16_384)
+        #expect(mem.ram.unusedPages == (4 << 30) / 4096 - 1 - 16_384)
         // Where the range is not free RAM the pool goes where it would have gone anyway.
         let (moved, movedLog) = try boot(ram: 1) { $0.bootAddress = 0xbbfe_0000 }
         #expect(moved.pools.first?.start != 0xbbfe_0000)

@@ -1,0 +1,61 @@
+// The zone watermarks and the pcp sizes the kernel derives from them at boot
+// (mm/page_alloc.c, 6.12): calculate_min_free_kbytes(), __setup_per_zone_wmarks(),
+// zone_batchsize() and zone_highsize(), with watermark_scale_factor 10 and
+// percpu_pagelist_high_fraction 0 (the defaults). dmaemu has no reclaim, so the
+// watermarks steer only the pcp lists (ZONE_BELOW_HIGH), not which zone serves an
+// allocation.
+struct Watermarks: Equatable {
+    var min: Int
+    var low: Int
+    var high: Int
+
+    /// min_free_kbytes: int_sqrt(lowmem_kbytes * 16) clamped to 128...262144, lowmem
+    /// being every zone's managed pages (nr_free_buffer_pages() at boot).
+    static func minFreeKbytes(lowmemPages: Int) -> Int {
+        let kbytes = UInt64(lowmemPages * (PhysicalMemory.pageSize >> 10))
+        return Swift.min(Swift.max(Int(integerSquareRoot(kbytes * 16)), 128), 262_144)
+    }
+
+    /// A zone's share of pages_min (min_free_kbytes in pages) by its managed pages; low and
+    /// high each a further max(min / 4, managed * 10 / 10000) above.
+    static func zone(managed: Int, lowmemPages: Int, minFreeKbytes: Int) -> Watermarks {
+        let pagesMin = minFreeKbytes >> (PhysicalMemory.pageShift - 10)
+        let min = lowmemPages == 0 ? 0 : Int(UInt64(pagesMin) * UInt64(managed) / UInt64(lowmemPages))
+        let step = Swift.max(min >> 2, managed * 10 / 10000)
+        return Watermarks(min: min, low: min + step, high: min + 2 * step)
+    }
+}
+
+enum PCPSizes {
+    /// CONFIG_PCP_BATCH_SCALE_MAX: how far batches may be scaled up (x32).
+    static let batchScaleMax = 5
+    /// MIN_PERCPU_PAGELIST_HIGH_FRACTION: high_max is an eighth of the zone over the CPUs.
+    static let highFractionMax = 8
+    /// PAGE_ALLOC_COSTLY_ORDER: orders 0...3 have pcp lists.
+    static let costlyOrder = 3
+
+    /// zone_batchsize(): ~0.1% of the zone or 1 MiB, whichever is smaller, over four,
+    /// clamped to 2^n - 1 (at least 1, as zone_set_high_and_batch() makes it).
+    static func batch(managed: Int) -> Int {
+        var batch = Swift.min(managed >> 10, (1 << 20) / PhysicalMemory.pageSize) / 4
+        if batch < 1 { batch = 1 }
+        batch = roundDownPowerOfTwo(batch + batch / 2) - 1
+        return Swift.max(batch, 1)
+    }
+
+    /// zone_highsize(): `pages` split over the node's CPUs, at least 4 batches.
+    static func high(pages: Int, batch: Int, cpus: Int) -> Int {
+        Swift.max(pages / Swift.max(cpus, 1), batch << 2)
+    }
+
+    private static func roundDownPowerOfTwo(_ x: Int) -> Int { x <= 0 ? 0 : 1 << (Int.bitWidth - 1 - x.leadingZeroBitCount) }
+}
+
+/// int_sqrt(): the integer square root, rounded down.
+func integerSquareRoot(_ x: UInt64) -> UInt64 {
+    guard x > 1 else { return x }
+    var root = Swift.min(UInt64(Double(x).squareRoot()), 0xFFFF_FFFF)
+    while root > x / root { root -= 1 }
+    while root + 1 <= x / (root + 1) { root += 1 }
+    return root
+}

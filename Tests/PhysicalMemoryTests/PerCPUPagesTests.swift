@@ -1,0 +1,139 @@
+import Lib
+import PhysicalMemory
+import Testing
+
+/// The per-CPU page lists on the default 8 GiB machine with 2 CPUs, every figure worked
+/// out from mm/page_alloc.c (6.12). Zones: DMA 4095 managed pages, DMA32 1044480, Normal
+/// 1048576; lowmem 2097151.
+/// - min_free_kbytes = int_sqrt(2097151 * 4 * 16) = 11585; pages_min = 11585 >> 2 = 2896.
+/// - Normal: min = 2896 * 1048576 / 2097151 = 1448; step = max(1448 >> 2, 1048576 * 10 /
+///   10000) = 1048; low 2496, high 3544. batch = rounddown_pow_of_two(min(1048576 >> 10,
+///   256) / 4 * 3 / 2) - 1 = 63; high_min = max(2496 / 2, 4 * 63) = 1248; high_max =
+///   max(1048576 / 8 / 2, 252) = 65536.
+/// - DMA: min = 2896 * 4095 / 2097151 = 5; step = max(1, 4) = 4; low 9, high 13. batch:
+///   min(3, 256) / 4 = 0, so 1, and rounddown_pow_of_two(1) - 1 = 0, so 1; high_min =
+///   max(9 / 2, 4) = 4; high_max = max(4095 / 8 / 2, 4) = 255.
+@Suite struct PerCPUPagesTests {
+    let normal: PhysAddr = 4 << 30
+    func machine() throws -> PhysicalMemory { try PhysicalMemory(size: 8 << 30, cpus: 2) }
+
+    @Test func watermarksAndSizesAreTheKernels() throws {
+        let ram = try machine()
+        #expect(ram.watermarks(in: .normal)! == (1448, 2496, 3544))
+        #expect(ram.watermarks(in: .dma)! == (5, 9, 13))
+        for cpu in 0..<2 {
+            #expect(ram.pageSet(in: .normal, cpu: cpu) == .init(count: 0, high: 0, batch: 63, highMin: 1248, highMax: 65536))
+            #expect(ram.pageSet(in: .dma, cpu: cpu) == .init(count: 0, high: 0, batch: 1, highMin: 4, highMax: 255))
+        }
+    }
+
+    /// The first order-0 allocation refills: nr_pcp_alloc() clamps high to high_min
+    /// (1248), grows it by the batch (1311, the zone being far above its high mark), takes
+    /// min(63 << alloc_factor 0, max(1311 - 0 - 63, 63)) = 63 pages, and alloc_factor
+    /// becomes 1. The pages come in the buddy's split order, the first handed out.
+    @Test func theFirstAllocationTakesABatch() throws {
+        let ram = try machine()
+        let first = CPU.acting(as: 0) { ram.allocPages(order: 0) }
+        #expect(first == normal)
+        #expect(ram.pageSet(in: .normal, cpu: 0)!.count == 62)
+        #expect(ram.pageSet(in: .normal, cpu: 0)!.high == 1311)
+        #expect(ram.pageSet(in: .normal, cpu: 1)!.count == 0)
+        // The 63 pages left the buddy lists: pfn 1048576's order-10 block split into
+        // 1048639 (order 0), 1048640 (6), 1048704 (7), 1048832 (8) and 1049088 (9).
+        #expect(ram.nrFree(in: .normal) == [1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1023])
+        #expect(ram.freePages(in: .normal) == 1048576 - 63)
+        #expect(ram.buddyInfo.hasSuffix("Node 0, zone   Normal      1      0      0      0      0      0      1      1      1      1   1023 \n"))
+        let next = CPU.acting(as: 0) { (0..<62).compactMap { _ in ram.allocPages(order: 0) } }
+        #expect(next == (1...62).map { normal + PhysAddr($0) * 4096 })
+    }
+
+    /// A freed page goes to the head of the list: the next allocation gets it back hot,
+    /// without the zone. Below high (1311) nothing goes back to the buddy lists.
+    @Test func aFreedPageComesBackFirst() throws {
+        let ram = try machine()
+        try CPU.acting(as: 0) {
+            let pages = (0..<3).compactMap { _ in ram.allocPages(order: 0) }
+            let free = ram.freePages
+            ram.freePages(pages[1], order: 0)
+            #expect(ram.pageSet(in: .normal, cpu: 0)!.count == 61)
+            #expect(ram.freePages == free)
+            #expect(ram.allocPages(order: 0) == pages[1])
+            #expect(ram.allocPages(order: 0) == normal + 3 * 4096)
+        }
+    }
+
+    /// alloc_pages_bulk() of 256 through the list: refills of 63, 126 (alloc_factor 1;
+    /// high 1311 + 126 = 1437, room max(1437 - 0 - 63, 63)) and 252 (high 1689): 441 pages
+    /// from the zone, 256 handed out, 185 left on the list, alloc_factor 3.
+    @Test func aBulkAllocationRefillsInGrowingBatches() throws {
+        let ram = try machine()
+        let array = UnsafeMutableBufferPointer<PhysAddr>.allocate(capacity: 256)
+        defer { array.deallocate() }
+        array.initialize(repeating: 0)
+        let populated = CPU.acting(as: 0) { ram.allocPagesBulk(array) }
+        #expect(populated == 256)
+        #expect(Array(array) == (0..<256).map { normal + PhysAddr($0) * 4096 })
+        #expect(ram.pageSet(in: .normal, cpu: 0)! == .init(count: 185, high: 1689, batch: 63, highMin: 1248, highMax: 65536))
+        #expect(ram.freePages(in: .normal) == 1048576 - 441)
+    }
+
+    /// The DMA zone's tiny lists: high_min 4 grows to 5 at the first refill, which takes
+    /// one page (batch 1); a free keeps it (count 1 < high 5).
+    @Test func theDMAZonesListsHoldAFewPages() throws {
+        let ram = try machine()
+        try CPU.acting(as: 1) {
+            let page = try #require(ram.allocPages(order: 0, limit: 16 << 20))
+            #expect(page == 4096)  // pfn 1, the bottom of ZONE_DMA
+            #expect(ram.pageSet(in: .dma, cpu: 1)! == .init(count: 0, high: 5, batch: 1, highMin: 4, highMax: 255))
+            ram.freePages(page, order: 0)
+            #expect(ram.pageSet(in: .dma, cpu: 1)!.count == 1)
+            #expect(ram.freePages(in: .dma) == 4094)
+        }
+    }
+
+    /// An allocation that finds every zone empty drains all CPUs' lists
+    /// (drain_all_pages()) and tries again: nothing parked on another CPU is lost.
+    @Test func memoryPressureDrainsTheOtherCPUsLists() throws {
+        let ram = try PhysicalMemory(size: 64 << 20, cpus: 2)
+        let total = ram.unusedPages
+        let parked = try CPU.acting(as: 1) { () -> Int in
+            ram.freePages(try #require(ram.allocPages(order: 0)), order: 0)
+            return ram.pcpPages
+        }
+        #expect(parked > 1)
+        var held: [PhysAddr] = []
+        CPU.acting(as: 0) { while let page = ram.allocPages(order: 0) { held.append(page) } }
+        #expect(held.count == total)
+        #expect(ram.pcpPages == 0 && ram.freePages == 0)
+        for page in held { ram.freePages(page, order: 0) }
+        ram.drainAllPages()
+        #expect(ram.freePages == total)
+    }
+
+    /// Freeing a page twice is caught on the pcp path too, and changes nothing.
+    @Test func aDoubleFreeIsReported() throws {
+        let ram = try machine()
+        try CPU.acting(as: 0) {
+            let page = try #require(ram.allocPages(order: 0))
+            ram.freePages(page, order: 0)
+            let count = ram.pcpPages
+            ram.freePages(page, order: 0)
+            #expect(ram.pcpPages == count)
+            let order1 = try #require(ram.allocPages(order: 1))
+            ram.freePages(order1, order: 0)
+        }
+        let log = ram.log.texts()
+        #expect(log.filter { $0.hasPrefix("BUG: Bad page state in process dmaemu") }.count == 2)
+        #expect(log.contains("page dumped because: freed with order 0, allocated with order 1"))
+    }
+
+    /// The zoneinfo lines dmaemu models, in mm/vmstat.c's format.
+    @Test func zoneinfo() throws {
+        let ram = try machine()
+        _ = CPU.acting(as: 0) { ram.allocPages(order: 0) }
+        let info = ram.zoneInfo
+        let normal = String(info[info.firstRange(of: "Node 0, zone   Normal")!.upperBound...])
+        #expect(normal.hasPrefix("\n  pages free     1048513\n        boost    0\n        min      1448\n        low      2496\n        high     3544\n        promo    4592\n"))
+        #expect(normal.contains("\n  pagesets\n    cpu: 0\n              count: 62\n              high:  1311\n              batch: 63\n    cpu: 1\n              count: 0\n              high:  0\n              batch: 63\n  start_pfn:           1048576\n"))
+    }
+}
