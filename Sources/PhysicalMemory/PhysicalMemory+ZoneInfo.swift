@@ -28,6 +28,20 @@ extension PhysicalMemory {
         zones.first { $0.kind == kind }.map { ($0.watermarks.min, $0.watermarks.low, $0.watermarks.high) }
     }
 
+    /// What setup_per_zone_wmarks() and zone_pcp_update() make of zones of `managed`
+    /// pages (all of lowmem, in zone order) with `minFreeKbytes` and `cpus` CPUs on the
+    /// node: each zone's watermarks, pcp batch, high_min and high_max.
+    public static func zoneSizes(managed: [Int], minFreeKbytes: Int, cpus: Int)
+        -> [(min: Int, low: Int, high: Int, batch: Int, highMin: Int, highMax: Int)] {
+        let lowmem = managed.reduce(0, +)
+        return managed.map { pages in
+            let marks = Watermarks.zone(managed: pages, lowmemPages: lowmem, minFreeKbytes: minFreeKbytes)
+            let batch = PCPSizes.batch(managed: pages)
+            return (marks.min, marks.low, marks.high, batch, PCPSizes.high(pages: marks.low, batch: batch, cpus: cpus),
+                    PCPSizes.high(pages: pages / PCPSizes.highFractionMax, batch: batch, cpus: cpus))
+        }
+    }
+
     public var zoneInfo: String {
         var text = ""
         for zone in zones {

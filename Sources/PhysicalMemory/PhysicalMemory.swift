@@ -60,6 +60,8 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
 
     /// The CPUs with pcp lists of their own (the calling thread's CPU picks its lists).
     public let cpus: Int
+    /// /proc/sys/vm/min_free_kbytes, as boot and khugepaged leave it.
+    public private(set) var minFreeKbytes = 0
 
     /// `pcpLists` false gives every CPU the kernel's boot pageset instead (high 0, batch 1:
     /// each page goes straight to and from the buddy lists), for tests that reason in
@@ -109,14 +111,14 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     /// min_free_kbytes, then each zone's batch, high_min (its low watermark over the CPUs)
     /// and high_max (an eighth of it over the CPUs), and a pcp list set per CPU.
     private func setupPerZoneWatermarks(pcpLists: Bool) {
-        let lowmem = zones.reduce(0) { $0 + $1.managedPages }
-        let minFree = Watermarks.minFreeKbytes(lowmemPages: lowmem)
-        for zone in zones {
-            zone.watermarks = Watermarks.zone(managed: zone.managedPages, lowmemPages: lowmem, minFreeKbytes: minFree)
-            let batch = pcpLists ? PCPSizes.batch(managed: zone.managedPages) : 1
-            let highMin = pcpLists ? PCPSizes.high(pages: zone.watermarks.low, batch: batch, cpus: cpus) : 0
-            let highMax = pcpLists ? PCPSizes.high(pages: zone.managedPages / PCPSizes.highFractionMax, batch: batch, cpus: cpus) : 0
-            zone.pcp = (0..<cpus).map { _ in PerCPUPages(zone: zone, batch: batch, highMin: highMin, highMax: highMax) }
+        let managed = zones.map(\.managedPages)
+        minFreeKbytes = Watermarks.minFreeKbytes(managed: managed)
+        for (zone, sizes) in zip(zones, Self.zoneSizes(managed: managed, minFreeKbytes: minFreeKbytes, cpus: cpus)) {
+            zone.watermarks = Watermarks(min: sizes.min, low: sizes.low, high: sizes.high)
+            zone.pcp = (0..<cpus).map { _ in
+                pcpLists ? PerCPUPages(zone: zone, batch: sizes.batch, highMin: sizes.highMin, highMax: sizes.highMax)
+                    : PerCPUPages(zone: zone, batch: 1, highMin: 0, highMax: 0)
+            }
         }
     }
 

@@ -9,11 +9,24 @@ struct Watermarks: Equatable {
     var low: Int
     var high: Int
 
-    /// min_free_kbytes: int_sqrt(lowmem_kbytes * 16) clamped to 128...262144, lowmem
-    /// being every zone's managed pages (nr_free_buffer_pages() at boot).
-    static func minFreeKbytes(lowmemPages: Int) -> Int {
-        let kbytes = UInt64(lowmemPages * (PhysicalMemory.pageSize >> 10))
-        return Swift.min(Swift.max(Int(integerSquareRoot(kbytes * 16)), 128), 262_144)
+    /// min_free_kbytes as a Debian kernel ends up with it: calculate_min_free_kbytes()
+    /// (int_sqrt(lowmem_kbytes * 16) clamped to 128...262144, lowmem being every zone's
+    /// managed pages at boot), then khugepaged's set_recommended_min_free_kbytes(), since
+    /// transparent hugepages are enabled ("madvise"): two pageblocks per zone, and nine more
+    /// for the migratetypes to fall back on, at most 5% of nr_free_buffer_pages() (managed
+    /// less the high watermark, over the zones), when that is more.
+    static func minFreeKbytes(managed: [Int]) -> Int {
+        let lowmem = managed.reduce(0, +)
+        let kbytes = UInt64(lowmem * (PhysicalMemory.pageSize >> 10))
+        let calculated = Swift.min(Swift.max(Int(integerSquareRoot(kbytes * 16)), 128), 262_144)
+        let freeBuffer = managed.reduce(0) { free, pages in
+            free + Swift.max(pages - zone(managed: pages, lowmemPages: lowmem, minFreeKbytes: calculated).high, 0)
+        }
+        let populated = managed.filter { $0 > 0 }.count
+        let pageblock = 1 << 9, migrateTypes = 3
+        let recommended = Swift.min(pageblock * populated * (2 + migrateTypes * migrateTypes), freeBuffer / 20)
+            << (PhysicalMemory.pageShift - 10)
+        return Swift.max(calculated, recommended)
     }
 
     /// A zone's share of pages_min (min_free_kbytes in pages) by its managed pages; low and

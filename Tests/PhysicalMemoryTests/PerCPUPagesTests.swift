@@ -3,40 +3,44 @@ import PhysicalMemory
 import Testing
 
 /// The per-CPU page lists on the default 8 GiB machine with 2 CPUs, every figure worked
-/// out from mm/page_alloc.c (6.12). Zones: DMA 4095 managed pages, DMA32 1044480, Normal
-/// 1048576; lowmem 2097151.
-/// - min_free_kbytes = int_sqrt(2097151 * 4 * 16) = 11585; pages_min = 11585 >> 2 = 2896.
-/// - Normal: min = 2896 * 1048576 / 2097151 = 1448; step = max(1448 >> 2, 1048576 * 10 /
-///   10000) = 1048; low 2496, high 3544. batch = rounddown_pow_of_two(min(1048576 >> 10,
-///   256) / 4 * 3 / 2) - 1 = 63; high_min = max(2496 / 2, 4 * 63) = 1248; high_max =
+/// out from mm/page_alloc.c and mm/khugepaged.c (6.12). Zones: DMA 4095 managed pages,
+/// DMA32 1044480, Normal 1048576; lowmem 2097151.
+/// - calculate_min_free_kbytes(): int_sqrt(2097151 * 4 * 16) = 11585; then khugepaged's
+///   set_recommended_min_free_kbytes(): 512 * 3 zones * (2 + 3 * 3) = 16896 pages, under 5%
+///   of nr_free_buffer_pages() (2090064 / 20), so 67584 KiB (what this 8 GiB host's own
+///   kernel shows); pages_min = 16896.
+/// - Normal: min = 16896 * 1048576 / 2097151 = 8448; step = max(8448 >> 2, 1048576 * 10 /
+///   10000) = 2112; low 10560, high 12672. batch = rounddown_pow_of_two(min(1048576 >> 10,
+///   256) / 4 * 3 / 2) - 1 = 63; high_min = max(10560 / 2, 4 * 63) = 5280; high_max =
 ///   max(1048576 / 8 / 2, 252) = 65536.
-/// - DMA: min = 2896 * 4095 / 2097151 = 5; step = max(1, 4) = 4; low 9, high 13. batch:
+/// - DMA: min = 16896 * 4095 / 2097151 = 32; step = max(8, 4) = 8; low 40, high 48. batch:
 ///   min(3, 256) / 4 = 0, so 1, and rounddown_pow_of_two(1) - 1 = 0, so 1; high_min =
-///   max(9 / 2, 4) = 4; high_max = max(4095 / 8 / 2, 4) = 255.
+///   max(40 / 2, 4) = 20; high_max = max(4095 / 8 / 2, 4) = 255.
 @Suite struct PerCPUPagesTests {
     let normal: PhysAddr = 4 << 30
     func machine() throws -> PhysicalMemory { try PhysicalMemory(size: 8 << 30, cpus: 2) }
 
     @Test func watermarksAndSizesAreTheKernels() throws {
         let ram = try machine()
-        #expect(ram.watermarks(in: .normal)! == (1448, 2496, 3544))
-        #expect(ram.watermarks(in: .dma)! == (5, 9, 13))
+        #expect(ram.minFreeKbytes == 67584)
+        #expect(ram.watermarks(in: .normal)! == (8448, 10560, 12672))
+        #expect(ram.watermarks(in: .dma)! == (32, 40, 48))
         for cpu in 0..<2 {
-            #expect(ram.pageSet(in: .normal, cpu: cpu) == .init(count: 0, high: 0, batch: 63, highMin: 1248, highMax: 65536))
-            #expect(ram.pageSet(in: .dma, cpu: cpu) == .init(count: 0, high: 0, batch: 1, highMin: 4, highMax: 255))
+            #expect(ram.pageSet(in: .normal, cpu: cpu) == .init(count: 0, high: 0, batch: 63, highMin: 5280, highMax: 65536))
+            #expect(ram.pageSet(in: .dma, cpu: cpu) == .init(count: 0, high: 0, batch: 1, highMin: 20, highMax: 255))
         }
     }
 
     /// The first order-0 allocation refills: nr_pcp_alloc() clamps high to high_min
-    /// (1248), grows it by the batch (1311, the zone being far above its high mark), takes
-    /// min(63 << alloc_factor 0, max(1311 - 0 - 63, 63)) = 63 pages, and alloc_factor
+    /// (5280), grows it by the batch (5343, the zone being far above its high mark), takes
+    /// min(63 << alloc_factor 0, max(5343 - 0 - 63, 63)) = 63 pages, and alloc_factor
     /// becomes 1. The pages come in the buddy's split order, the first handed out.
     @Test func theFirstAllocationTakesABatch() throws {
         let ram = try machine()
         let first = CPU.acting(as: 0) { ram.allocPages(order: 0) }
         #expect(first == normal)
         #expect(ram.pageSet(in: .normal, cpu: 0)!.count == 62)
-        #expect(ram.pageSet(in: .normal, cpu: 0)!.high == 1311)
+        #expect(ram.pageSet(in: .normal, cpu: 0)!.high == 5343)
         #expect(ram.pageSet(in: .normal, cpu: 1)!.count == 0)
         // The 63 pages left the buddy lists: pfn 1048576's order-10 block split into
         // 1048639 (order 0), 1048640 (6), 1048704 (7), 1048832 (8) and 1049088 (9).
@@ -48,7 +52,7 @@ import Testing
     }
 
     /// A freed page goes to the head of the list: the next allocation gets it back hot,
-    /// without the zone. Below high (1311) nothing goes back to the buddy lists.
+    /// without the zone. Below high (5343) nothing goes back to the buddy lists.
     @Test func aFreedPageComesBackFirst() throws {
         let ram = try machine()
         try CPU.acting(as: 0) {
@@ -63,7 +67,7 @@ import Testing
     }
 
     /// alloc_pages_bulk() of 256 through the list: refills of 63, 126 (alloc_factor 1;
-    /// high 1311 + 126 = 1437, room max(1437 - 0 - 63, 63)) and 252 (high 1689): 441 pages
+    /// high 5343 + 126 = 5469, room max(5469 - 0 - 63, 63)) and 252 (high 5721): 441 pages
     /// from the zone, 256 handed out, 185 left on the list, alloc_factor 3.
     @Test func aBulkAllocationRefillsInGrowingBatches() throws {
         let ram = try machine()
@@ -73,18 +77,18 @@ import Testing
         let populated = CPU.acting(as: 0) { ram.allocPagesBulk(array) }
         #expect(populated == 256)
         #expect(Array(array) == (0..<256).map { normal + PhysAddr($0) * 4096 })
-        #expect(ram.pageSet(in: .normal, cpu: 0)! == .init(count: 185, high: 1689, batch: 63, highMin: 1248, highMax: 65536))
+        #expect(ram.pageSet(in: .normal, cpu: 0)! == .init(count: 185, high: 5721, batch: 63, highMin: 5280, highMax: 65536))
         #expect(ram.freePages(in: .normal) == 1048576 - 441)
     }
 
-    /// The DMA zone's tiny lists: high_min 4 grows to 5 at the first refill, which takes
-    /// one page (batch 1); a free keeps it (count 1 < high 5).
+    /// The DMA zone's tiny lists: high_min 20 grows to 21 at the first refill, which takes
+    /// one page (batch 1); a free keeps it (count 1 < high 21).
     @Test func theDMAZonesListsHoldAFewPages() throws {
         let ram = try machine()
         try CPU.acting(as: 1) {
             let page = try #require(ram.allocPages(order: 0, limit: 16 << 20))
             #expect(page == 4096)  // pfn 1, the bottom of ZONE_DMA
-            #expect(ram.pageSet(in: .dma, cpu: 1)! == .init(count: 0, high: 5, batch: 1, highMin: 4, highMax: 255))
+            #expect(ram.pageSet(in: .dma, cpu: 1)! == .init(count: 0, high: 21, batch: 1, highMin: 20, highMax: 255))
             ram.freePages(page, order: 0)
             #expect(ram.pageSet(in: .dma, cpu: 1)!.count == 1)
             #expect(ram.freePages(in: .dma) == 4094)
@@ -133,7 +137,7 @@ import Testing
         _ = CPU.acting(as: 0) { ram.allocPages(order: 0) }
         let info = ram.zoneInfo
         let normal = String(info[info.firstRange(of: "Node 0, zone   Normal")!.upperBound...])
-        #expect(normal.hasPrefix("\n  pages free     1048513\n        boost    0\n        min      1448\n        low      2496\n        high     3544\n        promo    4592\n"))
-        #expect(normal.contains("\n  pagesets\n    cpu: 0\n              count: 62\n              high:  1311\n              batch: 63\n    cpu: 1\n              count: 0\n              high:  0\n              batch: 63\n  start_pfn:           1048576\n"))
+        #expect(normal.hasPrefix("\n  pages free     1048513\n        boost    0\n        min      8448\n        low      10560\n        high     12672\n        promo    14784\n"))
+        #expect(normal.contains("\n  pagesets\n    cpu: 0\n              count: 62\n              high:  5343\n              batch: 63\n    cpu: 1\n              count: 0\n              high:  0\n              batch: 63\n  start_pfn:           1048576\n"))
     }
 }
