@@ -7,24 +7,8 @@
 set -eu
 cd "$(dirname "$0")/../.."
 . tools/testing/vm/lib.sh
-bin=.build/debug
-work=$(mktemp -d /tmp/dmaemu-map-benchmark-test.XXXXXX)
-mnt=$work/mnt
-daemon=
-failures=0
-
-cleanup() {
-	[ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-	fusermount3 -u "$mnt" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-check() {  # check NAME CONDITION-COMMAND...
-	name=$1
-	shift
-	if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
+harness=map-benchmark-test
+. tools/testing/harness.sh
 
 # The two files, out of the 150 MB source tarball once; kept in the cache.
 src=$VM_CACHE/src/selftest-dma-6.12

@@ -4,25 +4,9 @@
 # Needs root (FUSE and the recorder) and the debug build (`swift build`).
 set -eu
 cd "$(dirname "$0")/../.."
-bin=.build/debug
+harness=record-test
+. tools/testing/harness.sh
 record=tools/dmaemu-record
-work=$(mktemp -d /tmp/dmaemu-record-test.XXXXXX)
-mnt=$work/mnt
-daemon=
-failures=0
-
-cleanup() {
-	[ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-	fusermount3 -u "$mnt" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-check() {  # check NAME CONDITION-COMMAND...
-	name=$1
-	shift
-	if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
 
 mkdir -p "$mnt"
 cat >"$work/machine.toml" <<'TOML'
