@@ -208,14 +208,3 @@ public struct MapBenchmark: Sendable {
         return total
     }
 }
-
-/// The kernel's int_sqrt64(): the integer square root, rounded down.
-func intSqrt(_ x: UInt64) -> UInt64 {
-    guard x > 1 else { return x }
-    // The double's root is within one of the answer; squares compared by division so
-    // that none overflows (the root of 2^64 - 1 is 2^32 - 1).
-    var root = min(UInt64(Double(x).squareRoot()), 0xFFFF_FFFF)
-    while root > x / root { root -= 1 }
-    while root + 1 <= x / (root + 1) { root += 1 }
-    return root
-}

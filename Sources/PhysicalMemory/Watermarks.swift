@@ -4,6 +4,8 @@
 // percpu_pagelist_high_fraction 0 (the defaults). dmaemu has no reclaim, so the
 // watermarks steer only the pcp lists (ZONE_BELOW_HIGH), not which zone serves an
 // allocation.
+import Lib
+
 struct Watermarks: Equatable {
     var min: Int
     var low: Int
@@ -18,7 +20,7 @@ struct Watermarks: Equatable {
     static func minFreeKbytes(managed: [Int]) -> Int {
         let lowmem = managed.reduce(0, +)
         let kbytes = UInt64(lowmem * (PhysicalMemory.pageSize >> 10))
-        let calculated = Swift.min(Swift.max(Int(integerSquareRoot(kbytes * 16)), 128), 262_144)
+        let calculated = Swift.min(Swift.max(Int(intSqrt(kbytes * 16)), 128), 262_144)
         let freeBuffer = managed.reduce(0) { free, pages in
             free + Swift.max(pages - zone(managed: pages, lowmemPages: lowmem, minFreeKbytes: calculated).high, 0)
         }
@@ -62,13 +64,4 @@ enum PCPSizes {
     }
 
     private static func roundDownPowerOfTwo(_ x: Int) -> Int { x <= 0 ? 0 : 1 << (Int.bitWidth - 1 - x.leadingZeroBitCount) }
-}
-
-/// int_sqrt(): the integer square root, rounded down.
-func integerSquareRoot(_ x: UInt64) -> UInt64 {
-    guard x > 1 else { return x }
-    var root = Swift.min(UInt64(Double(x).squareRoot()), 0xFFFF_FFFF)
-    while root > x / root { root -= 1 }
-    while root + 1 <= x / (root + 1) { root += 1 }
-    return root
 }

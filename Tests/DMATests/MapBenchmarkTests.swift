@@ -21,12 +21,6 @@ import Testing
         #expect(MapBenchmark.Result().kernelFigures == nil)
     }
 
-    @Test func intSqrtRoundsDown() {
-        for (x, root) in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 2), (15, 3), (16, 4), (UInt64.max, 0xFFFF_FFFF)] as [(UInt64, UInt64)] {
-            #expect(intSqrt(x) == root)
-        }
-    }
-
     /// dma_direct_supported(): 32 bits and more always; below, the mask must cover
     /// ZONE_DMA's top (16 MiB - 1), or all of RAM when it is smaller.
     @Test func setMaskRefusesWhatTheDirectMappingCannotServe() throws {

@@ -57,3 +57,11 @@ import Testing
         #expect(arrived.load(ordering: .relaxed) == 16 && ContinuousClock.now - start < .seconds(10))
     }
 }
+
+@Suite struct IntSqrtTests {
+    @Test func intSqrtRoundsDown() {
+        for (x, root) in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 2), (15, 3), (16, 4), (UInt64.max, 0xFFFF_FFFF)] as [(UInt64, UInt64)] {
+            #expect(intSqrt(x) == root)
+        }
+    }
+}
