@@ -94,12 +94,16 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
         guard let session = made else { throw .sessionFailed }
         self.session = session
         if options.signalHandlers { _ = fuse_set_signal_handlers(session) }
+        let reserved = Self.reserveDescriptor()
+        let before = Self.openDescriptors()
         guard fuse_session_mount(session, mountpoint) == 0 else {
+            if reserved >= 0 { close(reserved) }
             if options.signalHandlers { fuse_remove_signal_handlers(session) }
             fuse_session_destroy(session)
             self.session = nil
             throw .mountFailed(mountpoint)
         }
+        Self.lowerAutoUnmountSocket(into: reserved, openedSince: before, device: fuse_session_fd(session))
         loop = FUSELoop(session: session, maximumPoll: options.pollMicroseconds * 1000)
         root.setObserver(Invalidator(server: self))
     }
