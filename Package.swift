@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "DMCrypt",
             dependencies: [
-                "Drivers", "Block", "Mempool", "DMA", "PhysicalMemory", "Locking", "Lib", "CLibcrypto", systemPackage,
+                "Drivers", "Block", "Mempool", "DMA", "PhysicalMemory", "Locking", "Lib", "CLibcrypto", "CXTS", systemPackage,
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
@@ -70,6 +70,7 @@ let package = Package(
             ]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CXTS"),
         .target(name: "FUSE", dependencies: ["CFuse3", "ControlFS", "Locking", systemPackage]),
 
         // The machine from its config, and the programs.
@@ -126,6 +127,7 @@ let package = Package(
         .testTarget(
             name: "DMCryptTests",
             dependencies: ["TestSupport", "DMCrypt", "CLibcrypto", "Drivers", "Block", "Mempool", "PhysicalMemory", "Lib", "Locking", systemPackage]),
+        .testTarget(name: "CXTSTests", dependencies: ["CXTS"]),
         .testTarget(name: "ControlFSTests", dependencies: ["ControlFS", "Locking", systemPackage]),
         .testTarget(
             name: "ControlSurfaceTests",
