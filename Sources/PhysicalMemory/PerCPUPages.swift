@@ -193,11 +193,14 @@ final class PerCPUPages: @unchecked Sendable {  // `lists` guards the mem_map en
     }
 
     /// Past high: a batch back to the buddy lists, and ZONE_BELOW_HIGH cleared once the
-    /// zone is above its high watermark again.
+    /// zone is above its high watermark again, reserve included: zone_watermark_ok() for
+    /// ZONE_MOVABLE, which in the DMA and DMA32 zones asks for more than the zone holds
+    /// on most machines, so there the flag stays.
     @inline(never)
     private func overHigh(_ lists: inout Lists, batch: Int, high: Int, freeHigh: Bool, order: Int) {
         freeBulk(&lists, count: freeCount(lists, batch: batch, high: high, freeHigh: freeHigh), first: order)
-        if zone.belowHigh.load(ordering: .relaxed) && zone.freePages > zone.watermarks.high {
+        if zone.belowHigh.load(ordering: .relaxed)
+            && zone.freePages > zone.watermarks.high + zone.lowmemReserve[LowmemReserve.movable] {
             zone.belowHigh.store(false, ordering: .relaxed)
         }
     }

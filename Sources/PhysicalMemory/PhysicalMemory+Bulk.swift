@@ -37,12 +37,13 @@ extension PhysicalMemory {
         }
         var produced = 0
         var failed = false
+        let highest = ZoneKind.highest(below: limit).rawValue
         var index = zones.count
         while index > 0 && produced < count && !failed {
             index -= 1
             let zone = zones[index]
             guard zone.startPFN << Self.pageShift < limit else { continue }
-            noteBelowHigh(zone, order: 0)
+            noteBelowHigh(zone, order: 0, highest: highest)
             produced += withLocalPCP(zone) { $0.allocBulk(count: count - produced) { pfn in
                 // A page above the limit ends this zone's turn; an injected fault ends the call.
                 guard (PhysAddr(pfn) + 1) << PhysAddr(Self.pageShift) <= limit else { return false }

@@ -1,7 +1,8 @@
 // What /proc/zoneinfo shows of the zones dmaemu models: free pages (the buddy lists'
-// only), the watermarks, the zone's extent, and each CPU's pageset (count, high, batch),
-// in the kernel's format (mm/vmstat.c, zoneinfo_show_print()). The per-node and per-zone
-// vmstat counters, protection and stat thresholds are not emulated and not printed.
+// only), the watermarks, the zone's extent, its protection (lowmem_reserve[]; no CMA), and
+// each CPU's pageset (count, high, batch), in the kernel's format (mm/vmstat.c,
+// zoneinfo_show_print()). The per-node and per-zone vmstat counters and stat thresholds
+// are not emulated and not printed.
 extension PhysicalMemory {
     /// One CPU's pcp lists of a zone: pages on them, the current high (tuned between
     /// highMin and highMax), the batch.
@@ -42,6 +43,15 @@ extension PhysicalMemory {
         }
     }
 
+    /// What setup_per_zone_lowmem_reserve() makes of zones DMA, DMA32 and Normal of
+    /// `managed` pages: each zone's protection line, lowmem_reserve[0...4].
+    public static func lowmemReserve(managed: [Int]) -> [[Int]] {
+        LowmemReserve.table(managed: managed).prefix(managed.count).map { reserve in (0..<LowmemReserve.zones).map { reserve[$0] } }
+    }
+
+    /// sysctl_lowmem_reserve_ratio, as /proc/sys/vm/lowmem_reserve_ratio prints it.
+    public static var lowmemReserveRatio: [Int] { LowmemReserve.ratio }
+
     public var zoneInfo: String {
         var text = ""
         for zone in zones {
@@ -52,6 +62,8 @@ extension PhysicalMemory {
             text += "\n        low      \(marks.low)\n        high     \(marks.high)"
             text += "\n        promo    \(marks.high + (marks.high - marks.low))"
             text += "\n        spanned  \(spanned)\n        present  \(zone.managedPages)\n        managed  \(zone.managedPages)"
+            text += "\n        cma      0\n        protection: ("
+            text += (0..<LowmemReserve.zones).map { String(zone.lowmemReserve[$0]) }.joined(separator: ", ") + ")"
             text += "\n  pagesets"
             for (cpu, pcp) in zone.pcp.enumerated() {
                 let sizes = pcp.sizes

@@ -113,8 +113,12 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     private func setupPerZoneWatermarks(pcpLists: Bool) {
         let managed = zones.map(\.managedPages)
         minFreeKbytes = Watermarks.minFreeKbytes(managed: managed)
+        var byIndex = [0, 0, 0]
+        for zone in zones { byIndex[zone.kind.rawValue] = zone.managedPages }
+        let reserves = LowmemReserve.table(managed: byIndex)
         for (zone, sizes) in zip(zones, Self.zoneSizes(managed: managed, minFreeKbytes: minFreeKbytes, cpus: cpus)) {
             zone.watermarks = Watermarks(min: sizes.min, low: sizes.low, high: sizes.high)
+            zone.lowmemReserve = reserves[zone.kind.rawValue]
             zone.pcp = (0..<cpus).map { _ in
                 pcpLists ? PerCPUPages(zone: zone, batch: sizes.batch, highMin: sizes.highMin, highMax: sizes.highMax)
                     : PerCPUPages(zone: zone, batch: 1, highMin: 0, highMax: 0)
@@ -169,12 +173,13 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
 
     /// get_page_from_freelist(): the first zone that has the block.
     private func allocFromZones(order: Int, limit: PhysAddr, owner: UInt64) -> PhysAddr? {
+        let highest = ZoneKind.highest(below: limit).rawValue
         var index = zoneRefs.count
         while index > 0 {
             index -= 1
             let phys = zoneRefs[index]._withUnsafeGuaranteedRef { zone -> PhysAddr? in
                 guard zone.startPFN << Self.pageShift < limit else { return nil }
-                noteBelowHigh(zone, order: order)
+                noteBelowHigh(zone, order: order, highest: highest)
                 let pfn: PFN?
                 if order <= PCPSizes.costlyOrder {
                     pfn = withLocalPCP(zone) { $0.alloc(order: order, owner: owner) }
@@ -205,10 +210,12 @@ public final class PhysicalMemory: @unchecked Sendable {  // immutable after ini
     }
 
     /// ZONE_BELOW_HIGH, set as get_page_from_freelist() sets it: the zone's free pages,
-    /// less the block's, no longer above the high watermark.
+    /// less the block's, no longer above the high watermark and the reserve it keeps from
+    /// allocations that may use zones up to `highest` (zone_watermark_fast()).
     @inline(__always)
-    func noteBelowHigh(_ zone: Zone, order: Int) {
-        if !zone.belowHigh.load(ordering: .relaxed) && zone.freePages - ((1 << order) - 1) <= zone.watermarks.high {
+    func noteBelowHigh(_ zone: Zone, order: Int, highest: Int) {
+        if !zone.belowHigh.load(ordering: .relaxed)
+            && zone.freePages - ((1 << order) - 1) <= zone.watermarks.high + zone.lowmemReserve[highest] {
             zone.belowHigh.store(true, ordering: .relaxed)
         }
     }

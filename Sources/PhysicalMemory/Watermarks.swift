@@ -41,6 +41,32 @@ struct Watermarks: Equatable {
     }
 }
 
+/// setup_per_zone_lowmem_reserve(): what each zone keeps back from an allocation that may
+/// also use zones above it, lowmem_reserve[j] being the managed pages of the zones above up
+/// to j over the zone's sysctl_lowmem_reserve_ratio (256 for DMA and DMA32, 32 for Normal).
+/// Debian's kernels have five zones, ZONE_MOVABLE and ZONE_DEVICE empty above Normal.
+enum LowmemReserve {
+    static let zones = 5
+    /// ZONE_MOVABLE's index: free_unref_page_commit() tests the high watermark against it.
+    static let movable = 3
+    static let ratio = [256, 256, 32, 0, 0]
+
+    /// Each zone's lowmem_reserve[], from the managed pages of zones 0, 1, 2 (DMA, DMA32,
+    /// Normal: missing ones 0).
+    static func table(managed: [Int]) -> [InlineArray<5, Int>] {
+        let pages = (0..<zones).map { $0 < managed.count ? managed[$0] : 0 }
+        return (0..<zones).map { i in
+            var reserve = InlineArray<5, Int>(repeating: 0)
+            var above = 0
+            for j in (i + 1)..<max(zones, i + 1) {
+                above += pages[j]
+                reserve[j] = ratio[i] == 0 || pages[i] == 0 ? 0 : above / ratio[i]
+            }
+            return reserve
+        }
+    }
+}
+
 enum PCPSizes {
     /// CONFIG_PCP_BATCH_SCALE_MAX: how far batches may be scaled up (x32).
     static let batchScaleMax = 5

@@ -24,6 +24,9 @@ final class Zone: @unchecked Sendable {  // mem_map entries of this zone are tou
     private let freeCount = Atomic<Int>(0)
     /// _watermark[WMARK_MIN], [WMARK_LOW], [WMARK_HIGH], set once the zones are known.
     var watermarks = Watermarks(min: 0, low: 0, high: 0)
+    /// lowmem_reserve[]: pages held back from allocations that could have used a zone up
+    /// to each index (LowmemReserve), set with the watermarks.
+    var lowmemReserve = InlineArray<5, Int>(repeating: 0)
     /// ZONE_BELOW_HIGH: free pages were seen under the high watermark; the pcp lists then
     /// shrink instead of growing.
     let belowHigh = Atomic(false)

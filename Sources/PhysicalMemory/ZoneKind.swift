@@ -19,4 +19,10 @@ public enum ZoneKind: Int, Sendable, CaseIterable, CustomStringConvertible {
         case .normal: .max
         }
     }
+
+    /// The highest zone an allocation below `limit` is asked for, as a DMA mask picks its
+    /// GFP zone (dma_direct_optimal_gfp_mask(): GFP_DMA to 16 MiB, GFP_DMA32 to 4 GiB).
+    static func highest(below limit: PhysAddr) -> ZoneKind {
+        limit <= ZoneKind.dma.limit ? .dma : limit <= ZoneKind.dma32.limit ? .dma32 : .normal
+    }
 }

@@ -65,3 +65,27 @@ import Testing
         }
     }
 }
+
+// sched_setaffinity() and sched_getcpu() are GNU extensions the Glibc module does not
+// export; their C signatures are called the same way under Swift's convention.
+@_silgen_name("sched_setaffinity") private func sched_setaffinity_(_ pid: Int32, _ size: Int, _ mask: UnsafeRawPointer) -> Int32
+@_silgen_name("sched_getaffinity") private func sched_getaffinity_(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
+@_silgen_name("sched_getcpu") private func sched_getcpu_() -> Int32
+
+@Suite struct CPUTests {
+    /// CPU.current reads cpu_id from the thread's rseq area, found from glibc's
+    /// __rseq_offset: pinned to each CPU in turn, the thread must read that CPU, as
+    /// sched_getcpu() does.
+    @Test func theRSEQCPUIsTheOneTheThreadIsPinnedTo() throws {
+        var saved = [UInt8](repeating: 0, count: 128)  // a cpu_set_t
+        try #require(sched_getaffinity_(0, saved.count, &saved) == 0)
+        defer { _ = sched_setaffinity_(0, saved.count, saved) }
+        let allowed = (0..<(saved.count * 8)).filter { saved[$0 / 8] & (1 << ($0 % 8)) != 0 }
+        for cpu in allowed.prefix(8) {
+            var one = [UInt8](repeating: 0, count: 128)
+            one[cpu / 8] = 1 << (cpu % 8)
+            try #require(sched_setaffinity_(0, one.count, one) == 0)
+            #expect(CPU.current == cpu && Int(sched_getcpu_()) == cpu, "pinned to \(cpu)")
+        }
+    }
+}

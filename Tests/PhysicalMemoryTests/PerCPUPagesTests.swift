@@ -95,6 +95,75 @@ import Testing
         }
     }
 
+    /// 40 pages of ZONE_DMA allocated on CPU 0: refills of 1, 2, 4, 8, 16 and 32 pages
+    /// (alloc_factor climbing to CONFIG_PCP_BATCH_SCALE_MAX, 5, then staying), high 20 grown
+    /// by each batch to 83; 63 pages out of the zone, 23 left on the list.
+    func fortyDMAPages(_ ram: PhysicalMemory) throws -> [PhysAddr] {
+        let pages = CPU.acting(as: 0) { (0..<40).compactMap { _ in ram.allocPages(order: 0, limit: 16 << 20) } }
+        try #require(pages.count == 40)
+        #expect(ram.pageSet(in: .dma, cpu: 0)! == .init(count: 23, high: 83, batch: 1, highMin: 20, highMax: 255))
+        #expect(ram.freePages(in: .dma) == 4095 - 63)
+        return pages
+    }
+
+    /// Freed on CPU 1, whose high is still 0 (clamped to high_min 20): the 20th free finds
+    /// count 20 >= high 20, so nr_pcp_high() raises high to free_count + batch = 21 and
+    /// free_pcppages_bulk() returns nr_pcp_free() = clamp(free_count 20, batch 1, high 20 -
+    /// 1) = 19 pages, the coldest (the first freed), from the tail. The 40th free: count 21
+    /// >= 21, free_count capped at batch << 5 = 32, high 33, and clamp(32, 1, 20) = 20 go.
+    @Test func freesPastHighGoBackInABatchFromTheTail() throws {
+        let ram = try machine()
+        let pages = try fortyDMAPages(ram)
+        CPU.acting(as: 1) { for page in pages[..<20] { ram.freePages(page, order: 0) } }
+        #expect(ram.pageSet(in: .dma, cpu: 1)! == .init(count: 1, high: 21, batch: 1, highMin: 20, highMax: 255))
+        #expect(ram.freePages(in: .dma) == 4095 - 63 + 19)
+        CPU.acting(as: 1) { for page in pages[20...] { ram.freePages(page, order: 0) } }
+        #expect(ram.pageSet(in: .dma, cpu: 1)! == .init(count: 1, high: 33, batch: 1, highMin: 20, highMax: 255))
+        #expect(ram.freePages(in: .dma) == 4095 - 63 + 39)
+        // What stayed is the last freed, at the head: the next allocation takes it.
+        #expect(CPU.acting(as: 1) { ram.allocPages(order: 0, limit: 16 << 20) } == pages[39])
+    }
+
+    /// ZONE_BELOW_HIGH shrinks a list instead. After the 40 pages, 250 order-4 blocks (no
+    /// pcp) take ZONE_DMA from 4032 free pages to 32; the 250th allocation saw 48 - 15 <= high
+    /// 48 + lowmem_reserve[ZONE_DMA] 0 and set the flag. CPU 0 then frees its 40 pages: each
+    /// free lowers high by max(free_count, batch) down to high_min 20, and nr_pcp_high()
+    /// returns max(count, high_min), so while count >= 20 every free sends nr_pcp_free() =
+    /// clamp(free_count, 1, count - 1) pages back:
+    ///   free  1: count 24, high 83 - 1 = 82, 1 goes (23);  free 2: 24, 80, 2 go (22);
+    ///   free  3: 23, 77, 3 go (20);  free 4: 21, 73, 4 go (17);  5 and 6: 18, 19 (high 68,
+    ///   62);  free 7: 20, 55, 7 go (13);  8 to 13: 14...19 (high 47, 38, 28, then 20);
+    ///   free 14: 20, 14 go (6);  15 to 28: 7...20, and at 28 clamp(28, 1, 19) = 19 go (1);
+    ///   29 to 40: 2...13.
+    /// 50 pages back, 13 left, high 20. The flag never clears: zone_watermark_ok() for
+    /// ZONE_MOVABLE wants more than 48 + lowmem_reserve[ZONE_MOVABLE] = (1044480 + 1048576)
+    /// / 256 = 8176 free, more than ZONE_DMA has (without the reserve it would have cleared
+    /// at free 7, 49 free pages, and high grown again).
+    @Test func belowHighTheListsShrink() throws {
+        let ram = try machine()
+        let pages = try fortyDMAPages(ram)
+        let blocks = (0..<250).compactMap { _ in ram.allocPages(order: 4, limit: 16 << 20) }
+        #expect(blocks.count == 250 && ram.freePages(in: .dma) == 32)
+        CPU.acting(as: 0) { for page in pages[..<4] { ram.freePages(page, order: 0) } }
+        #expect(ram.pageSet(in: .dma, cpu: 0)! == .init(count: 17, high: 73, batch: 1, highMin: 20, highMax: 255))
+        CPU.acting(as: 0) { for page in pages[4..<11] { ram.freePages(page, order: 0) } }
+        #expect(ram.pageSet(in: .dma, cpu: 0)! == .init(count: 17, high: 20, batch: 1, highMin: 20, highMax: 255))
+        CPU.acting(as: 0) { for page in pages[11...] { ram.freePages(page, order: 0) } }
+        #expect(ram.pageSet(in: .dma, cpu: 0)! == .init(count: 13, high: 20, batch: 1, highMin: 20, highMax: 255))
+        #expect(ram.freePages(in: .dma) == 32 + 50)
+    }
+
+    /// Each zone's protection, as setup_per_zone_lowmem_reserve() sets it: DMA's entries
+    /// are the managed pages above it up to each index over 256, (0, 1044480 / 256,
+    /// 2093056 / 256, the same, the same) = (0, 4080, 8176, 8176, 8176); DMA32's
+    /// (0, 0, 1048576 / 256, ...) = 4096; Normal's over 32, with nothing above, 0.
+    @Test func protectionIsTheLowmemReserve() throws {
+        let info = try machine().zoneInfo
+        let lines = info.split(separator: "\n").filter { $0.hasPrefix("        protection: ") }
+        #expect(lines == ["        protection: (0, 4080, 8176, 8176, 8176)", "        protection: (0, 0, 4096, 4096, 4096)",
+                          "        protection: (0, 0, 0, 0, 0)"])
+    }
+
     /// An allocation that finds every zone empty drains all CPUs' lists
     /// (drain_all_pages()) and tries again: nothing parked on another CPU is lost.
     @Test func memoryPressureDrainsTheOtherCPUsLists() throws {

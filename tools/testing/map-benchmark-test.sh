@@ -105,6 +105,7 @@ for message, b in bad:
     expect(f"{message}: the kernel's line", open(kmsg).read().splitlines()[-1].endswith("dma_map_benchmark: " + message))
 expect("another command: EINVAL", call(0xC0886402, arg(136)) == errno.EINVAL)
 expect("a file with no ioctl: ENOTTY", call(0xC0886401, arg(136), other) == errno.ENOTTY)
+expect("a directory: ENOTTY", call(0xC0886401, arg(136), os.path.dirname(path)) == errno.ENOTTY)
 sys.exit(0 if ok else 1)
 PY
 
