@@ -46,7 +46,7 @@ let package = Package(
 
         // What the engines serve: the block layer, the emulated hardware, the drivers.
         .target(name: "Block", dependencies: ["DMA", "PhysicalMemory", "Locking", "Lib", systemPackage]),
-        .target(name: "Hardware", dependencies: ["DMA", "Lib", systemPackage]),
+        .target(name: "Hardware", dependencies: ["DMA", "Locking", "Lib", systemPackage]),
         .target(
             name: "Drivers",
             dependencies: ["Block", "Hardware", "DMAPool", "DMA", "SWIOTLB", "PhysicalMemory", "Trace", "Locking", "Lib", systemPackage]),

@@ -119,6 +119,30 @@ import Testing
         return (devices, try devices.add("nvme nvme0 capacity=64M io_queue_depth=64 \(extra)"))
     }
 
+    /// io_queue_depth 2: a completion queue of two entries and one command id (the tag set
+    /// is q_depth - 1). Each read's completion is taken at the head, which wraps every two
+    /// with the phase the host expects inverted: after reads 1...5 the head is at 1, 0, 1,
+    /// 0, 1 expecting phase 1, 0, 0, 1, 1; entry 0 was last written by read 5 (phase 1),
+    /// entry 1 by read 4 (phase 0). Each entry: SQ id 1, command id 0, status 0.
+    @Test func completionsWrapWithThePhaseTag() throws {
+        let devices = try smallDevices(ram: 1 << 30)
+        let nvme = try devices.add("nvme nvme0 capacity=64M io_queue_depth=2")
+        let driver = try #require(nvme.driver as? NVMeDriver)
+        var seen: [(Int, UInt16)] = []
+        for _ in 0..<5 {
+            try nvme.io("read 4096")
+            let cq = try #require(driver.completionQueue)
+            seen.append((cq.head, cq.phase))
+        }
+        #expect(seen.map(\.0) == [1, 0, 1, 0, 1] && seen.map(\.1) == [1, 0, 0, 1, 1])
+        let entries = try #require(driver.completionQueue).entries
+        #expect(entries.count == 32)
+        // struct nvme_completion: result 0, sq_head, sq_id 1, command_id 0, status (phase).
+        #expect(Array(entries[8..<16]) == [1, 0, 1, 0, 0, 0, 1, 0])
+        #expect(Array(entries[24..<32]) == [1, 0, 1, 0, 0, 0, 0, 0])
+        #expect(nvme.statsText.contains("\nerrors 0\n"))
+    }
+
     @Test func probeMakesTheDescriptorPools() throws {
         let (machine, nvme) = try controller()
         defer { withExtendedLifetime(machine) {} }

@@ -113,6 +113,51 @@ extension Device {
     }
 }
 
+/// The controller's completion queue entries (NVMe 1.4, 4.6: struct nvme_completion), as
+/// bytes worked out from the format: result (8 bytes), SQ head, SQ id, command id, then the
+/// status word, phase tag in bit 0 and the status field above it (Do Not Retry its bit 14).
+@Suite struct NVMeCompletionTests {
+    static let cq: UInt64 = 0x40_0000
+
+    func entry(_ device: Device, _ index: Int) -> [UInt8] { device.bytes(Self.cq + UInt64(index * 16), 16) }
+
+    @Test func aCommandEndsWithAnEntry() throws {
+        let (device, store) = try bench()
+        let queue = NVMeCompletionQueue(dma: Self.cq, depth: 4, submissionQueueID: 1)
+        let controller = NVMeController(device: device, store: store, submissionQueueDMA: NVMeControllerTests.sq, completionQueue: queue)
+        NVMeControllerTests().command(device, write: false, slba: 8, blocks: 8, prp1: 0x30_0000, prp2: 0)
+        #expect(controller.execute(slot: 0))
+        #expect(entry(device, 0) == [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 7, 0, 1, 0])
+        // Past the disk's end: LBA Out of Range, 0x80, with DNR: (0x4080 << 1) | 1 = 0x8101.
+        NVMeControllerTests().command(device, write: false, slba: 8191, blocks: 2, prp1: 0x30_0000, prp2: 0)
+        #expect(controller.execute(slot: 0))
+        #expect(entry(device, 1) == [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 7, 0, 0x01, 0x81])
+        // PRP2 not page aligned: PRP Offset Invalid, 0x13: (0x4013 << 1) | 1 = 0x8027.
+        NVMeControllerTests().command(device, write: false, slba: 0, blocks: 16, prp1: 0x30_0000, prp2: 0x31_0010)
+        #expect(controller.execute(slot: 0))
+        #expect(entry(device, 2)[14...] == [0x27, 0x80])
+    }
+
+    /// Two entries: the queue is full with one (its tail would meet the head), so the second
+    /// waits for the host's doorbell; the wrap inverts the phase, and a success on the second
+    /// pass reads status 0.
+    @Test func thePhaseTagInvertsAtTheWrap() throws {
+        let (device, store) = try bench()
+        let queue = NVMeCompletionQueue(dma: Self.cq, depth: 2, submissionQueueID: 1)
+        let controller = NVMeController(device: device, store: store, submissionQueueDMA: NVMeControllerTests.sq, completionQueue: queue)
+        NVMeControllerTests().command(device, write: false, slba: 0, blocks: 1, prp1: 0x30_0000, prp2: 0)
+        #expect(controller.execute(slot: 0))
+        #expect(!controller.execute(slot: 0))
+        #expect(device.ram.log.texts().last == "pci 0000:01:00.0: nvme nvme0: I/O tag 7: completion queue full or unwritable")
+        queue.ringHead(1)
+        #expect(controller.execute(slot: 0))
+        #expect(entry(device, 1)[14...] == [1, 0])
+        queue.ringHead(0)
+        #expect(controller.execute(slot: 0))
+        #expect(entry(device, 0)[12...] == [7, 0, 0, 0])
+    }
+}
+
 /// The IOC's side of MPI 2.5 SCSI IO: the frame's CDB and its IEEE SGL, written by hand.
 @Suite struct MPT3SASControllerTests {
     static let frames: UInt64 = 0x10_0000

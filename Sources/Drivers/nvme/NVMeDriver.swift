@@ -2,8 +2,10 @@
 // (so bounce buffers keep each PRP's offset), creates the descriptor pools ("prp list page"
 // 4096/4096 and "prp list 256" 256/256 before 6.16, "nvme descriptor page" and "nvme
 // descriptor small" after), and allocates the admin and one I/O queue pair. I/O takes a
-// command id, builds PRPs or an SGL from the pools per request (see NVMeDescriptors),
-// rings the emulated controller, then frees the descriptors as nvme_unmap_data() does.
+// command id (q_depth - 1 of them, as the tag set has), builds PRPs or an SGL from the pools
+// per request (see NVMeDescriptors), rings the emulated controller, takes its completion
+// from the completion queue (NVMeQueue; the interrupt is taken at once, in the submitting
+// thread), then frees the descriptors as nvme_unmap_data() does.
 import Block
 import DMA
 import DMAPool
@@ -35,20 +37,24 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         let queue: BlockQueue
         let emulated: NVMeController
         let submissionQueue: UnsafeSendable<UnsafeMutableRawPointer>
+        let completionQueue: NVMeQueue
         let pagePool: DMAPool
         let smallPool: DMAPool
         let sglThreshold: Int
         let ids: TagSet
 
-        init(queue: BlockQueue, emulated: NVMeController, submissionQueue: UnsafeMutableRawPointer,
+        init(queue: BlockQueue, emulated: NVMeController, submissionQueue: UnsafeMutableRawPointer, completionQueue: NVMeQueue,
              pagePool: DMAPool, smallPool: DMAPool, sglThreshold: Int, depth: Int) {
             self.queue = queue
             self.emulated = emulated
             self.submissionQueue = UnsafeSendable(submissionQueue)
+            self.completionQueue = completionQueue
             self.pagePool = pagePool
             self.smallPool = smallPool
             self.sglThreshold = sglThreshold
-            ids = TagSet(0...(depth - 1))
+            // The tag set's depth is sqsize, q_depth - 1 (nvme_alloc_io_tag_set()): a
+            // completion queue of q_depth entries is full at q_depth - 1.
+            ids = TagSet(0...(depth - 2))
         }
     }
 
@@ -93,12 +99,15 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         let pagePool = try context.createPool(names.0, size: NVMeCommand.pageSize, align: NVMeCommand.pageSize).pool
         let smallPool = try context.createPool(names.1, size: NVMeDescriptors.smallPoolSize, align: NVMeDescriptors.smallPoolSize).pool
         // Completion and submission queues, admin then I/O (nvme_alloc_queue()).
-        var submission: CoherentBuffer?
+        var buffers: [CoherentBuffer] = []
         for (depth, entry) in [(Self.adminQueueDepth, 16), (Self.adminQueueDepth, 64), (p.ioQueueDepth, 16), (p.ioQueueDepth, 64)] {
-            submission = try queues.alloc(device, size: depth * entry)
+            buffers.append(try queues.alloc(device, size: depth * entry))
         }
+        let (completion, submission) = (buffers[2], buffers[3])
         let store = try p.disk.makeStore()
-        let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission!.dma)
+        let doorbell = NVMeCompletionQueue(dma: completion.dma, depth: p.ioQueueDepth, submissionQueueID: 1)
+        let completionQueue = NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell)
+        let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission.dma, completionQueue: doorbell)
         let mapping = device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize
         let maxTransfer = min(Self.maxTransfer, mapping)
         // nvme_max_drv_segments(): a segment per controller page of the transfer, and one
@@ -109,14 +118,15 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             maxTransfer: maxTransfer, virtBoundaryMask: UInt64(NVMeCommand.pageSize - 1))
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
         controller.withLock {
-            $0 = Controller(queue: queue, emulated: emulated, submissionQueue: submission!.cpu, pagePool: pagePool,
-                            smallPool: smallPool, sglThreshold: p.sglThreshold, depth: p.ioQueueDepth)
+            $0 = Controller(queue: queue, emulated: emulated, submissionQueue: submission.cpu, completionQueue: completionQueue,
+                            pagePool: pagePool, smallPool: smallPool, sglThreshold: p.sglThreshold, depth: p.ioQueueDepth)
         }
     }
 
     /// nvme_queue_rq(): a command id (waiting while all are busy), the command and its
-    /// data pointer, the controller runs it; the descriptors go back to their pools at
-    /// completion (nvme_unmap_data()), after the requests dispatched behind it.
+    /// data pointer, the controller runs it and posts its completion, which nvme_irq()
+    /// takes; the descriptors go back to their pools at completion (nvme_unmap_data()),
+    /// after the requests dispatched behind it.
     public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                         inFlight: () throws(Errno) -> Void) throws(Errno) {
         guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
@@ -143,7 +153,15 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
             throw .ioError
         }
-        try controller.emulated.run(slot: tag!)
+        let cq = controller.completionQueue
+        cq.expect(tag!)
+        let posted = controller.emulated.execute(slot: tag!)
+        cq.process()
+        guard posted, let status = cq.result(tag!) else {
+            controller.queue.device.err("nvme nvme0: I/O tag \(tag!) timed out: no completion")
+            throw .ioError
+        }
+        if let error = NVMeQueue.errno(status) { throw error }
         controller.ids.put(tag!)
         tag = nil
         try inFlight()
@@ -156,6 +174,15 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     }
 
     public func remove(_ device: Device) { queues.freeAll(device) }
+
+    /// The I/O completion queue as the host sees it: its head, the phase expected there, and
+    /// the entries' bytes (for tests).
+    package var completionQueue: (head: Int, phase: UInt16, entries: [UInt8])? {
+        controller.withLock { $0?.completionQueue }.map { cq in
+            let (head, phase) = cq.head
+            return (head, phase, Array(UnsafeRawBufferPointer(start: cq.entries, count: cq.depth * NVMeCompletion.size)))
+        }
+    }
 
     /// nvme_submit_flush(): the controller makes what it wrote durable.
     public func flush() throws(Errno) {
