@@ -19,26 +19,28 @@ static inline __m128i tweak_double(__m128i t)
 	return _mm_xor_si128(_mm_slli_epi64(t, 1), _mm_and_si128(tops, _mm_set_epi64x(1, 0x87)));
 }
 
-static inline void tweak_xor(uint8_t *block, __m128i t)
+static inline void tweak_xor(uint8_t *to, const uint8_t *from, __m128i t)
 {
-	_mm_storeu_si128((__m128i *)block, _mm_xor_si128(_mm_loadu_si128((const __m128i *)block), t));
+	_mm_storeu_si128((__m128i *)to, _mm_xor_si128(_mm_loadu_si128((const __m128i *)from), t));
 }
 
-void xts_xor_tweaks_sse2(void *data, const void *tweaks, size_t sectors, size_t sector_size)
+void xts_xor_tweaks_sse2(void *dst, const void *src, const void *tweaks, size_t sectors, size_t sector_size)
 {
-	uint8_t *d = data;
+	uint8_t *d = dst;
+	const uint8_t *f = src;
 	const __m128i *t0 = tweaks;
 	size_t blocks = sector_size / 16, s = 0;
 
 	for (; s + 4 <= sectors; s += 4) {
 		uint8_t *p = d + s * sector_size;
+		const uint8_t *q = f + s * sector_size;
 		__m128i a = _mm_loadu_si128(t0 + s), b = _mm_loadu_si128(t0 + s + 1);
 		__m128i c = _mm_loadu_si128(t0 + s + 2), e = _mm_loadu_si128(t0 + s + 3);
-		for (size_t j = 0; j < blocks; j++, p += 16) {
-			tweak_xor(p, a);
-			tweak_xor(p + sector_size, b);
-			tweak_xor(p + 2 * sector_size, c);
-			tweak_xor(p + 3 * sector_size, e);
+		for (size_t j = 0; j < blocks; j++, p += 16, q += 16) {
+			tweak_xor(p, q, a);
+			tweak_xor(p + sector_size, q + sector_size, b);
+			tweak_xor(p + 2 * sector_size, q + 2 * sector_size, c);
+			tweak_xor(p + 3 * sector_size, q + 3 * sector_size, e);
 			a = tweak_double(a);
 			b = tweak_double(b);
 			c = tweak_double(c);
@@ -47,9 +49,10 @@ void xts_xor_tweaks_sse2(void *data, const void *tweaks, size_t sectors, size_t 
 	}
 	for (; s < sectors; s++) {
 		uint8_t *p = d + s * sector_size;
+		const uint8_t *q = f + s * sector_size;
 		__m128i a = _mm_loadu_si128(t0 + s);
-		for (size_t j = 0; j < blocks; j++, p += 16) {
-			tweak_xor(p, a);
+		for (size_t j = 0; j < blocks; j++, p += 16, q += 16) {
+			tweak_xor(p, q, a);
 			a = tweak_double(a);
 		}
 	}
@@ -74,26 +77,28 @@ AVX2 static inline __m256i tweak_pair(const __m128i *t0)
 	return _mm256_set_m128i(tweak_double(t), t);
 }
 
-AVX2 static inline void tweak_pair_xor(uint8_t *blocks, __m256i t)
+AVX2 static inline void tweak_pair_xor(uint8_t *to, const uint8_t *from, __m256i t)
 {
-	_mm256_storeu_si256((__m256i *)blocks, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blocks), t));
+	_mm256_storeu_si256((__m256i *)to, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)from), t));
 }
 
-AVX2 void xts_xor_tweaks_avx2(void *data, const void *tweaks, size_t sectors, size_t sector_size)
+AVX2 void xts_xor_tweaks_avx2(void *dst, const void *src, const void *tweaks, size_t sectors, size_t sector_size)
 {
-	uint8_t *d = data;
+	uint8_t *d = dst;
+	const uint8_t *f = src;
 	const __m128i *t0 = tweaks;
 	size_t pairs = sector_size / 32, s = 0;
 
 	for (; s + 4 <= sectors; s += 4) {
 		uint8_t *p = d + s * sector_size;
+		const uint8_t *q = f + s * sector_size;
 		__m256i a = tweak_pair(t0 + s), b = tweak_pair(t0 + s + 1);
 		__m256i c = tweak_pair(t0 + s + 2), e = tweak_pair(t0 + s + 3);
-		for (size_t j = 0; j < pairs; j++, p += 32) {
-			tweak_pair_xor(p, a);
-			tweak_pair_xor(p + sector_size, b);
-			tweak_pair_xor(p + 2 * sector_size, c);
-			tweak_pair_xor(p + 3 * sector_size, e);
+		for (size_t j = 0; j < pairs; j++, p += 32, q += 32) {
+			tweak_pair_xor(p, q, a);
+			tweak_pair_xor(p + sector_size, q + sector_size, b);
+			tweak_pair_xor(p + 2 * sector_size, q + 2 * sector_size, c);
+			tweak_pair_xor(p + 3 * sector_size, q + 3 * sector_size, e);
 			a = tweak_pair_step(a);
 			b = tweak_pair_step(b);
 			c = tweak_pair_step(c);
@@ -102,9 +107,10 @@ AVX2 void xts_xor_tweaks_avx2(void *data, const void *tweaks, size_t sectors, si
 	}
 	for (; s < sectors; s++) {
 		uint8_t *p = d + s * sector_size;
+		const uint8_t *q = f + s * sector_size;
 		__m256i a = tweak_pair(t0 + s);
-		for (size_t j = 0; j < pairs; j++, p += 32) {
-			tweak_pair_xor(p, a);
+		for (size_t j = 0; j < pairs; j++, p += 32, q += 32) {
+			tweak_pair_xor(p, q, a);
 			a = tweak_pair_step(a);
 		}
 	}
@@ -118,24 +124,25 @@ int xts_has_avx2(void)
 	return known;
 }
 
-void xts_xor_tweaks(void *data, const void *tweaks, size_t sectors, size_t sector_size)
+void xts_xor_tweaks(void *dst, const void *src, const void *tweaks, size_t sectors, size_t sector_size)
 {
 	if (sector_size % 32 == 0 && xts_has_avx2())
-		xts_xor_tweaks_avx2(data, tweaks, sectors, sector_size);
+		xts_xor_tweaks_avx2(dst, src, tweaks, sectors, sector_size);
 	else
-		xts_xor_tweaks_sse2(data, tweaks, sectors, sector_size);
+		xts_xor_tweaks_sse2(dst, src, tweaks, sectors, sector_size);
 }
 #else
 /* Elsewhere, the halves as integers (a little-endian machine's). */
-void xts_xor_tweaks(void *data, const void *tweaks, size_t sectors, size_t sector_size)
+void xts_xor_tweaks(void *dst, const void *src, const void *tweaks, size_t sectors, size_t sector_size)
 {
-	uint8_t *d = data;
+	uint8_t *d = dst;
+	const uint8_t *f = src;
 	for (size_t s = 0; s < sectors; s++) {
 		uint64_t t[2], b[2];
 		memcpy(t, (const uint8_t *)tweaks + s * 16, 16);
 		for (size_t j = 0; j < sector_size / 16; j++) {
 			uint8_t *p = d + s * sector_size + j * 16;
-			memcpy(b, p, 16);
+			memcpy(b, f + s * sector_size + j * 16, 16);
 			b[0] ^= t[0];
 			b[1] ^= t[1];
 			memcpy(p, b, 16);

@@ -49,18 +49,25 @@ struct AESXTS: Sendable {
 
     /// Encrypts whole sectors in place; the first is sector `sector` of the device.
     func encrypt(_ data: UnsafeMutableRawBufferPointer, sector: UInt64, scratch: Scratch) throws(Errno) {
-        try convert(data, sector: sector, scratch: scratch, encrypt: true)
+        try convert(from: UnsafeRawPointer(data.baseAddress), into: data, sector: sector, scratch: scratch, encrypt: true)
+    }
+
+    /// Encrypts `source` into `destination` (the same size, apart or the same), as
+    /// dm-crypt's writes go from the caller's pages into the out bio's.
+    func encrypt(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawBufferPointer, sector: UInt64, scratch: Scratch) throws(Errno) {
+        try convert(from: source, into: destination, sector: sector, scratch: scratch, encrypt: true)
     }
 
     /// Decrypts whole sectors in place.
     func decrypt(_ data: UnsafeMutableRawBufferPointer, sector: UInt64, scratch: Scratch) throws(Errno) {
-        try convert(data, sector: sector, scratch: scratch, encrypt: false)
+        try convert(from: UnsafeRawPointer(data.baseAddress), into: data, sector: sector, scratch: scratch, encrypt: false)
     }
 
-    private func convert(_ data: UnsafeMutableRawBufferPointer, sector: UInt64, scratch: Scratch, encrypt: Bool) throws(Errno) {
+    private func convert(from source: UnsafeRawPointer?, into data: UnsafeMutableRawBufferPointer, sector: UInt64,
+                         scratch: Scratch, encrypt: Bool) throws(Errno) {
         let bytes = data.count
         guard bytes % Self.sectorSize == 0, bytes <= scratch.capacity else { throw .invalidArgument }
-        guard bytes > 0 else { return }
+        guard bytes > 0, let source else { return }
         if scratch.evp?.key != key { scratch.evp = key.withUnsafeBytes { EVPXTS(key: $0) }.map { ($0, key) } }
         guard let evp = scratch.evp?.contexts else { throw .ioError }
         let sectors = bytes / Self.sectorSize
@@ -74,10 +81,10 @@ struct AESXTS: Sendable {
         var at = 0
         while at < bytes {
             let length = min(Self.run, bytes - at)
-            let run = (first: at / Self.sectorSize, count: length / Self.sectorSize)
-            xts_xor_tweaks(base + at, scratch.tweaks.baseAddress! + run.first * Self.blockSize, run.count, Self.sectorSize)
+            let tweaks = scratch.tweaks.baseAddress! + at / Self.sectorSize * Self.blockSize
+            xts_xor_tweaks(base + at, source + at, tweaks, length / Self.sectorSize, Self.sectorSize)
             guard evp.crypt(base + at, bytes: length, encrypt: encrypt) else { throw .ioError }
-            xts_xor_tweaks(base + at, scratch.tweaks.baseAddress! + run.first * Self.blockSize, run.count, Self.sectorSize)
+            xts_xor_tweaks(base + at, base + at, tweaks, length / Self.sectorSize, Self.sectorSize)
             at += length
         }
     }

@@ -196,11 +196,17 @@ public final class DMCryptDriver: DiskDriver {
             try buffer.withPieces(from: 0, count: length) { memory, at, count in
                 (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
             }
-            try target.cipher?.encrypt(data, sector: UInt64(lba), scratch: context.scratch)
+            // Encrypted straight into the out bio's pages (whole sectors each: a page or a
+            // compound page).
             var at = 0
             for (phys, order) in context.bio.used {
                 let count = min(PhysicalMemory.pageSize << order, length - at)
-                target.queue.device.ram.virt(phys).copyMemory(from: data.baseAddress! + at, byteCount: count)
+                let page = UnsafeMutableRawBufferPointer(start: target.queue.device.ram.virt(phys), count: count)
+                if let cipher = target.cipher {
+                    try cipher.encrypt(data.baseAddress! + at, into: page, sector: UInt64(lba + at / BlockLimits.sectorSize), scratch: context.scratch)
+                } else {
+                    page.baseAddress!.copyMemory(from: data.baseAddress! + at, byteCount: count)
+                }
                 at += count
             }
             context.out.borrow(blocks: context.bio.used, length: length)
@@ -209,6 +215,19 @@ public final class DMCryptDriver: DiskDriver {
         }
         let done = try submitToLower(target, context, buffer, lba: lba, write: false)
         guard let cipher = target.cipher else { return done }
+        // In place, piece by piece, as kcryptd_crypt_read_convert() does, when every piece
+        // is whole sectors; through the request context's buffer otherwise.
+        var whole = true
+        try buffer.withPieces(from: 0, count: length) { _, at, count in
+            whole = whole && at % BlockLimits.sectorSize == 0 && count % BlockLimits.sectorSize == 0
+        }
+        if whole {
+            try buffer.withPieces(from: 0, count: length) { (memory, at, count) throws(Errno) in
+                try cipher.decrypt(UnsafeMutableRawBufferPointer(start: memory, count: count),
+                                   sector: UInt64(lba + at / BlockLimits.sectorSize), scratch: context.scratch)
+            }
+            return done
+        }
         try buffer.withPieces(from: 0, count: length) { memory, at, count in
             (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
         }

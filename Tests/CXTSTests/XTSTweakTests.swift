@@ -7,7 +7,7 @@ import Testing
 /// SSE2 walk (a tweak a step) and, where the CPU has them, the AVX2 and VPCLMULQDQ one (two
 /// tweaks a step, by x^2), the one xts_xor_tweaks() takes there.
 @Suite struct XTSTweakTests {
-    typealias Pass = @convention(c) (UnsafeMutableRawPointer?, UnsafeRawPointer?, Int, Int) -> Void
+    typealias Pass = @convention(c) (UnsafeMutableRawPointer?, UnsafeRawPointer?, UnsafeRawPointer?, Int, Int) -> Void
     var passes: [Pass] { xts_has_avx2() != 0 ? [xts_xor_tweaks_sse2, xts_xor_tweaks_avx2] : [xts_xor_tweaks_sse2] }
 
     /// Block j of each sector, as (low, high) 64-bit halves, after each pass over zeros
@@ -23,7 +23,7 @@ import Testing
     func tweaks(_ first: [(UInt64, UInt64)], sectorSize: Int, _ pass: Pass) -> [[(UInt64, UInt64)]] {
         var t0 = first.flatMap { [$0.0, $0.1] }
         var data = [UInt64](repeating: 0, count: first.count * sectorSize / 8)
-        data.withUnsafeMutableBytes { d in t0.withUnsafeMutableBytes { pass(d.baseAddress, $0.baseAddress, first.count, sectorSize) } }
+        data.withUnsafeMutableBytes { d in t0.withUnsafeMutableBytes { pass(d.baseAddress, d.baseAddress, $0.baseAddress, first.count, sectorSize) } }
         let blocks = sectorSize / 16
         return (0..<first.count).map { s in (0..<blocks).map { j in (data[(s * blocks + j) * 2], data[(s * blocks + j) * 2 + 1]) } }
     }
@@ -64,8 +64,24 @@ import Testing
         let before = data
         var t0 = first.flatMap { [$0.0, $0.1] }
         for _ in 0..<2 {
-            data.withUnsafeMutableBytes { d in t0.withUnsafeMutableBytes { xts_xor_tweaks(d.baseAddress, $0.baseAddress, 5, 4096) } }
+            data.withUnsafeMutableBytes { d in t0.withUnsafeMutableBytes { xts_xor_tweaks(d.baseAddress, d.baseAddress, $0.baseAddress, 5, 4096) } }
         }
         #expect(data == before)
+    }
+
+    /// From a source apart: the destination gets source ^ tweak, whatever it held, and the
+    /// source is left alone; the same as the pass in place over a copy.
+    @Test func fromASourceApart() {
+        for pass in passes {
+            let source = (0..<(6 * 64)).map { UInt64($0) &* 0x2545_f491_4f6c_dd1d }
+            var inPlace = source
+            var apart = [UInt64](repeating: 0xdead_beef, count: source.count)
+            var t0: [UInt64] = (0..<12).map { UInt64($0 + 1) << 60 | 0x87 }
+            t0.withUnsafeMutableBytes { t in
+                inPlace.withUnsafeMutableBytes { pass($0.baseAddress, $0.baseAddress, t.baseAddress, 6, 512) }
+                source.withUnsafeBytes { s in apart.withUnsafeMutableBytes { pass($0.baseAddress, s.baseAddress, t.baseAddress, 6, 512) } }
+            }
+            #expect(apart == inPlace && inPlace != source)
+        }
     }
 }

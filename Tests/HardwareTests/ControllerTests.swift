@@ -121,10 +121,15 @@ extension Device {
 
     func entry(_ device: Device, _ index: Int) -> [UInt8] { device.bytes(Self.cq + UInt64(index * 16), 16) }
 
-    @Test func aCommandEndsWithAnEntry() throws {
+    /// A controller whose completions go to a queue of `depth` entries at `cq`.
+    func controller(depth: Int) throws -> (Device, NVMeController, NVMeCompletionQueue) {
         let (device, store) = try bench()
-        let queue = NVMeCompletionQueue(dma: Self.cq, depth: 4, submissionQueueID: 1)
-        let controller = NVMeController(device: device, store: store, submissionQueueDMA: NVMeControllerTests.sq, completionQueue: queue)
+        let queue = NVMeCompletionQueue(dma: Self.cq, depth: depth, submissionQueueID: 1)
+        return (device, NVMeController(device: device, store: store, submissionQueueDMA: NVMeControllerTests.sq, completionQueue: queue), queue)
+    }
+
+    @Test func aCommandEndsWithAnEntry() throws {
+        let (device, controller, _) = try controller(depth: 4)
         NVMeControllerTests().command(device, write: false, slba: 8, blocks: 8, prp1: 0x30_0000, prp2: 0)
         #expect(controller.execute(slot: 0))
         #expect(entry(device, 0) == [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 7, 0, 1, 0])
@@ -142,9 +147,7 @@ extension Device {
     /// waits for the host's doorbell; the wrap inverts the phase, and a success on the second
     /// pass reads status 0.
     @Test func thePhaseTagInvertsAtTheWrap() throws {
-        let (device, store) = try bench()
-        let queue = NVMeCompletionQueue(dma: Self.cq, depth: 2, submissionQueueID: 1)
-        let controller = NVMeController(device: device, store: store, submissionQueueDMA: NVMeControllerTests.sq, completionQueue: queue)
+        let (device, controller, queue) = try controller(depth: 2)
         NVMeControllerTests().command(device, write: false, slba: 0, blocks: 1, prp1: 0x30_0000, prp2: 0)
         #expect(controller.execute(slot: 0))
         #expect(!controller.execute(slot: 0))
