@@ -108,6 +108,30 @@ struct SGE: Equatable, CustomStringConvertible {
         #expect(hba.statsText.contains("\nerrors 0\n") && hba.statsText.contains("\nbounced_bytes 0\n"))
     }
 
+    /// Each request's reply comes through its CPU's reply queue: 100 reads and writes leave
+    /// the host indexes of the two CPUs' queues (0 and 1 of the 12) summing to the replies
+    /// and every other queue untouched; every descriptor taken is back to all ones.
+    @Test func repliesComeThroughTheCPUsQueues() throws {
+        let (machine, hba) = try hba()
+        defer { withExtendedLifetime(machine) {} }
+        try hba.io("verify 4096 count=50")
+        let driver = try #require(hba.driver as? MPT3SASDriver)
+        let queues = try #require(driver.replyQueues)
+        #expect(queues.cpuMSIx == [0, 1])
+        #expect(queues.hostIndexes[0] + queues.hostIndexes[1] == 100 && queues.hostIndexes[2...].allSatisfy { $0 == 0 })
+        #expect(hba.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// _base_assign_reply_queues()'s grouping, by hand: nr_cpus / nr_msix CPUs a queue, one
+    /// more for the first nr_cpus % nr_msix; 2 CPUs over 12 queues use the first two.
+    @Test func cpusAreGroupedOverTheQueues() {
+        #expect(MPT3SASReplyQueue.assign(cpus: 2, queues: 12) == [0, 1])
+        #expect(MPT3SASReplyQueue.assign(cpus: 8, queues: 3) == [0, 0, 0, 1, 1, 1, 2, 2])
+        let eighty = MPT3SASReplyQueue.assign(cpus: 80, queues: 12)
+        #expect(eighty.prefix(7).allSatisfy { $0 == 0 } && eighty[49...55].allSatisfy { $0 == 7 } && eighty[56...61].allSatisfy { $0 == 8 })
+        #expect(eighty.last == 11 && eighty.count == 80)
+    }
+
     @Test func aThirtyTwoBitHBABouncesEveryByte() throws {
         // 8 GiB of RAM: data pages come from above 4 GiB, which a 32-bit mask cannot reach.
         let (devices, hba) = try hba(ram: 8 << 30, "dma_mask_bits=32")

@@ -214,3 +214,52 @@ extension Device {
         ])
     }
 }
+
+/// The IOC's reply descriptors (MPI 2.5: Mpi2SCSIIOSuccessReplyDescriptor_t and
+/// Mpi2AddressReplyDescriptor_t, 8 bytes each) and SCSI IO reply frames, as bytes worked out
+/// from mpi2.h: ReplyFlags (0x00 success, 0x01 address reply), MSIxIndex, SMID, then TaskTag
+/// or the frame's address; the frame's IOCStatus at 0x0e.
+@Suite struct MPT3SASReplyTests {
+    static let posts: [UInt64] = [0x40_0000, 0x41_0000], free: UInt64 = 0x42_0000, frames: UInt64 = 0x43_0000
+
+    /// Two post queues of `depth` entries, all ones, and a free queue of `frames` frames.
+    func ioc(depth: Int, frames: Int) throws -> (Device, MPT3SASController, MPT3SASReplyQueues) {
+        let (device, store) = try bench()
+        for post in Self.posts { device.ram.virt(post).initializeMemory(as: UInt8.self, repeating: 0xff, count: depth * 8) }
+        for i in 0..<frames { device.ram.virt(Self.free + UInt64(i) * 4).storeBytes(of: UInt32(Self.frames) + UInt32(i * 128), as: UInt32.self) }
+        let queues = MPT3SASReplyQueues(postQueues: Self.posts, postDepth: depth, freeQueue: Self.free, freeDepth: frames,
+                                        frameSize: 128, replyAddressHigh: 0)
+        return (device, MPT3SASController(device: device, store: store, requestFramesDMA: MPT3SASControllerTests.frames,
+                                          chainSegmentSize: 128, replyQueues: queues), queues)
+    }
+
+    @Test func successAndAddressReplies() throws {
+        let (device, ioc, _) = try ioc(depth: 4, frames: 3)
+        MPT3SASControllerTests().frame(device, write: false, lba: 0, sectors: 8, [(0x30_0000, 4096, 0, MPT3SASFrame.endOfList)])
+        #expect(ioc.execute(smid: 1, msix: 1))
+        #expect(device.bytes(Self.posts[1], 8) == [0x00, 0x01, 0x01, 0x00, 0, 0, 0, 0])
+        #expect(device.bytes(Self.posts[1] + 8, 8) == [UInt8](repeating: 0xff, count: 8))
+        #expect(device.bytes(Self.posts[0], 8) == [UInt8](repeating: 0xff, count: 8))
+        // Past the disk's end (8192 sectors): an address reply to the first free frame,
+        // 0x430000, whose IOCStatus is INVALID_FIELD (0x0007).
+        MPT3SASControllerTests().frame(device, write: false, lba: 8191, sectors: 2, [(0x30_0000, 1024, 0, MPT3SASFrame.endOfList)])
+        #expect(ioc.execute(smid: 1, msix: 1))
+        #expect(device.bytes(Self.posts[1] + 8, 8) == [0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x43, 0x00])
+        #expect(device.bytes(Self.frames, 0x18) == [0, 0, 0, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07, 0x00] + [UInt8](repeating: 0, count: 8))
+    }
+
+    /// A post queue of two takes one entry until the host's index moves; two free frames
+    /// (host index 1 at first) give one reply frame until the host returns it.
+    @Test func fullQueuesTakeNothing() throws {
+        let (device, ioc, queues) = try ioc(depth: 2, frames: 2)
+        MPT3SASControllerTests().frame(device, write: false, lba: 8191, sectors: 2, [(0x30_0000, 1024, 0, MPT3SASFrame.endOfList)])
+        #expect(ioc.execute(smid: 1, msix: 0))
+        #expect(!ioc.execute(smid: 1, msix: 1))  // queue 1 is empty, but no frame is free
+        queues.ringFreeHost(0)
+        #expect(ioc.execute(smid: 1, msix: 1))
+        #expect(device.bytes(Self.posts[1], 8)[4..<8] == [0x80, 0x00, 0x43, 0x00])
+        #expect(!ioc.execute(smid: 1, msix: 0))  // the host has not read queue 0's entry
+        #expect(device.ram.log.texts().last == "pci 0000:01:00.0: mpt3sas_cm0: smid(1): reply post queue 0 full, or no reply frame free")
+    }
+}
+

@@ -42,11 +42,13 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         let chainSegmentSize: Int
         /// SMIDs 1...scsiio_depth, as the scsi lookup's free list.
         let smids: TagSet
+        let replies: MPT3SASReplyQueue
 
-        init(queue: BlockQueue, controller: MPT3SASController, requestFrames: UnsafeMutableRawPointer,
+        init(queue: BlockQueue, controller: MPT3SASController, replies: MPT3SASReplyQueue, requestFrames: UnsafeMutableRawPointer,
              chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int) {
             self.queue = queue
             self.controller = controller
+            self.replies = replies
             self.requestFrames = UnsafeSendable(requestFrames)
             self.chains = chains
             self.chainsPerIO = chainsPerIO
@@ -132,21 +134,34 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         // The masks stay as dma_mask_bits set them: the emulated bus decides what the
         // HBA reaches, so a 32-bit setting makes data above 4 GiB bounce.
         let device = context.device
-        let perQueue = sizes.replyPostQueueDepth * 8
+        let perQueue = sizes.replyPostQueueDepth * MPT3SASReply.descriptorSize
+        // Each reply queue's reply_post_free: a block each (RDPQ, as the seed's driver), one
+        // block for all (no RDPQ), or chunks of up to 16 queues (today's driver).
+        var posts: [HeldBlock] = []
         if p.replyPostFreePerQueue || !p.rdpq {
             let count = p.rdpq ? p.replyQueueCount : 1
             let size = p.rdpq ? perQueue : perQueue * p.replyQueueCount
-            try context.createPool("reply_post_free pool", size: size, align: 16).alloc(count, zero: true)
+            let blocks = try context.createPool("reply_post_free pool", size: size, align: 16).allocForDriver(count, zero: true)
+            posts = (0..<p.replyQueueCount).map { i in
+                let block = blocks[blocks.startIndex + (p.rdpq ? i : 0)], offset = p.rdpq ? 0 : i * perQueue
+                return HeldBlock(cpu: block.cpu + offset, dma: block.dma + DMAAddr(offset))
+            }
         } else {
             let queuesPerChunk = min(p.replyQueueCount, 16)
             let chunks = (p.replyQueueCount + 15) / 16
-            try context.createPool("reply_post_free pool", size: perQueue * queuesPerChunk, align: 16).alloc(chunks, zero: true)
+            let blocks = try context.createPool("reply_post_free pool", size: perQueue * queuesPerChunk, align: 16)
+                .allocForDriver(chunks, zero: true)
+            posts = (0..<p.replyQueueCount).map { i in
+                let block = blocks[blocks.startIndex + i / 16], offset = i % 16 * perQueue
+                return HeldBlock(cpu: block.cpu + offset, dma: block.dma + DMAAddr(offset))
+            }
         }
         let chains = try context.createPool("chain pool", size: p.chainSegmentSize, align: 16)
             .allocForDriver(sizes.scsiioDepth * sizes.chainsPerIO)
         try context.createPool("sense pool", size: sizes.scsiioDepth * Self.senseBufferSize, align: 4).alloc(1)
-        try context.createPool("reply pool", size: sizes.replyFreeQueueDepth * Self.replyFrameSize, align: 4).alloc(1)
-        try context.createPool("reply_free pool", size: sizes.replyFreeQueueDepth * 4, align: 16).alloc(1)
+        let replyFrames = try context.createPool("reply pool", size: sizes.replyFreeQueueDepth * Self.replyFrameSize, align: 4)
+            .allocForDriver(1).first!
+        let replyFree = try context.createPool("reply_free pool", size: sizes.replyFreeQueueDepth * 4, align: 16).allocForDriver(1).first!
         if p.rdpq {
             try context.createPool("reply_post_free_array pool", size: p.replyQueueCount * 16, align: 16).alloc(1)
         }
@@ -154,8 +169,15 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         let requestFrames = try frames.alloc(device, size: p.hbaQueueDepth * Self.requestFrameSize)
         _ = try frames.alloc(device, size: 512)  // the config page
         let store = try p.disk.makeStore()
+        let ioc = MPT3SASReplyQueues(
+            postQueues: posts.map(\.dma), postDepth: sizes.replyPostQueueDepth, freeQueue: replyFree.dma,
+            freeDepth: sizes.replyFreeQueueDepth, frameSize: Self.replyFrameSize, replyAddressHigh: UInt32(replyFrames.dma >> 32))
+        let replies = MPT3SASReplyQueue(
+            posts: posts.map(\.cpu), postDepth: sizes.replyPostQueueDepth, free: replyFree.cpu, freeDepth: sizes.replyFreeQueueDepth,
+            frames: replyFrames.cpu, framesDMA: replyFrames.dma, frameSize: Self.replyFrameSize, smids: sizes.scsiioDepth,
+            cpus: device.ram.cpus, ioc: ioc)
         let controller = MPT3SASController(
-            device: device, store: store, requestFramesDMA: requestFrames.dma, chainSegmentSize: p.chainSegmentSize)
+            device: device, store: store, requestFramesDMA: requestFrames.dma, chainSegmentSize: p.chainSegmentSize, replyQueues: ioc)
         // sg_tablesize segments of at most 64 KiB (the SCSI default max_segment_size);
         // max_sectors 32767, capped by what one mapping may be (swiotlb's 256 KiB when
         // the HBA's maps may bounce), as scsi_add_host() caps it.
@@ -164,14 +186,15 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
             maxTransfer: min(32767 * BlockLimits.sectorSize, device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize))
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
         adapter.withLock {
-            $0 = Adapter(queue: queue, controller: controller, requestFrames: requestFrames.cpu, chains: Array(chains),
+            $0 = Adapter(queue: queue, controller: controller, replies: replies, requestFrames: requestFrames.cpu, chains: Array(chains),
                          chainsPerIO: sizes.chainsPerIO, chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth)
         }
     }
 
     /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), its
-    /// request frame and chains (the SMID's own, preallocated), the IOC runs it, the SMID
-    /// goes back.
+    /// request frame and chains (the SMID's own, preallocated), the IOC runs it and posts
+    /// its reply into the CPU's reply queue, whose interrupt (_base_interrupt()) takes it;
+    /// the SMID goes back.
     public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                         inFlight: () throws(Errno) -> Void) throws(Errno) {
         guard let adapter = adapter.withLock({ $0 }) else { throw .noDevice }
@@ -182,7 +205,17 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
             MPT3SASSGL.buildRequest(frame, command)
             let first = (tag - 1) * adapter.chainsPerIO
             MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
-            try adapter.controller.run(smid: tag)
+            let replies = adapter.replies, msix = replies.msixIndex
+            replies.expect(tag)
+            let posted = adapter.controller.execute(smid: tag, msix: msix)
+            replies.process(msix)
+            guard posted, let status = replies.result(tag) else {
+                adapter.queue.device.err("mpt3sas_cm0: smid(\(tag)): no reply (command timeout)")
+                throw .ioError
+            }
+            // _scsih_io_done(): any IOC status but success is an error (DID_SOFT_ERROR and
+            // the like), which the midlayer ends as EIO.
+            guard status == MPT3SASReply.IOCStatus.success.rawValue else { throw .ioError }
         }
         try inFlight()
     }
@@ -194,6 +227,11 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
     }
 
     public func remove(_ device: Device) { frames.freeAll(device) }
+
+    /// Each reply queue's host index and the calling CPU's queue (for tests).
+    package var replyQueues: (hostIndexes: [Int], cpuMSIx: [Int])? {
+        adapter.withLock { $0?.replies }.map { ($0.hostIndexes, $0.cpuMSIx) }
+    }
 
     /// SYNCHRONIZE CACHE: the IOC's disk makes what it wrote durable.
     public func flush() throws(Errno) {
