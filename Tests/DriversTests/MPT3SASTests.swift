@@ -1,4 +1,4 @@
-import Drivers
+@testable import Drivers
 import Lib
 import PhysicalMemory
 import SystemPackage
@@ -30,6 +30,19 @@ import Testing
         #expect(hba.parameters.first { $0.name == "max_sgl_entries" }?.value == "256")
         #expect(hba.active("chain pool") == 373959)
         #expect(devices.kmsg.contains("mpt3sas 0000:85:00.0: probe took"))
+    }
+
+    /// Every block probe takes is the driver's: a user's `free` finds none to give back
+    /// (EINVAL), and IOCInit's RDPQ array holds each reply queue's base, 16 bytes apart.
+    @Test func probesBlocksAreTheDrivers() throws {
+        let (devices, hba) = try hba()
+        defer { withExtendedLifetime(devices) {} }
+        for (name, pool) in hba.pools {
+            #expect(throws: Errno.invalidArgument, "\(name)") { try pool.free(1, newestFirst: false) }
+        }
+        let driver = try #require(hba.driver as? MPT3SASDriver)
+        let bases = try #require(driver.rdpqArray)
+        #expect(bases.count == 12 && Set(bases).count == 12 && bases.allSatisfy { $0 != 0 && $0 % 16 == 0 })
     }
 
     @Test func removeGivesEveryPageBackAndParametersWaitForIt() throws {

@@ -43,12 +43,15 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         /// SMIDs 1...scsiio_depth, as the scsi lookup's free list.
         let smids: TagSet
         let replies: MPT3SASReplyQueue
+        /// IOCInit's RDPQ array (nil without RDPQ).
+        let rdpqArray: HeldBlock?
 
-        init(queue: BlockQueue, controller: MPT3SASController, replies: MPT3SASReplyQueue, requestFrames: UnsafeMutableRawPointer,
-             chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int) {
+        init(queue: BlockQueue, controller: MPT3SASController, replies: MPT3SASReplyQueue, rdpqArray: HeldBlock?,
+             requestFrames: UnsafeMutableRawPointer, chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int) {
             self.queue = queue
             self.controller = controller
             self.replies = replies
+            self.rdpqArray = rdpqArray
             self.requestFrames = UnsafeSendable(requestFrames)
             self.chains = chains
             self.chainsPerIO = chainsPerIO
@@ -158,12 +161,20 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         }
         let chains = try context.createPool("chain pool", size: p.chainSegmentSize, align: 16)
             .allocForDriver(sizes.scsiioDepth * sizes.chainsPerIO)
-        try context.createPool("sense pool", size: sizes.scsiioDepth * Self.senseBufferSize, align: 4).alloc(1)
+        _ = try context.createPool("sense pool", size: sizes.scsiioDepth * Self.senseBufferSize, align: 4).allocForDriver(1)
         let replyFrames = try context.createPool("reply pool", size: sizes.replyFreeQueueDepth * Self.replyFrameSize, align: 4)
             .allocForDriver(1).first!
         let replyFree = try context.createPool("reply_free pool", size: sizes.replyFreeQueueDepth * 4, align: 16).allocForDriver(1).first!
+        var rdpqArray: HeldBlock?
         if p.rdpq {
-            try context.createPool("reply_post_free_array pool", size: p.replyQueueCount * 16, align: 16).alloc(1)
+            // IOCInit's RDPQ array: each queue's base (Mpi2IOCInitRDPQArrayEntry, 16 bytes).
+            let array = try context.createPool("reply_post_free_array pool", size: p.replyQueueCount * 16, align: 16)
+                .allocForDriver(1).first!
+            rdpqArray = array
+            for (i, post) in posts.enumerated() {
+                array.cpu.storeBytes(of: post.dma.littleEndian, toByteOffset: i * 16, as: UInt64.self)
+                array.cpu.storeBytes(of: UInt64(0), toByteOffset: i * 16 + 8, as: UInt64.self)
+            }
         }
         // Request frames and the config page come from plain dma_alloc_coherent().
         let requestFrames = try frames.alloc(device, size: p.hbaQueueDepth * Self.requestFrameSize)
@@ -186,7 +197,8 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
             maxTransfer: min(32767 * BlockLimits.sectorSize, device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize))
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
         adapter.withLock {
-            $0 = Adapter(queue: queue, controller: controller, replies: replies, requestFrames: requestFrames.cpu, chains: Array(chains),
+            $0 = Adapter(queue: queue, controller: controller, replies: replies, rdpqArray: rdpqArray, requestFrames: requestFrames.cpu,
+                         chains: Array(chains),
                          chainsPerIO: sizes.chainsPerIO, chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth)
         }
     }
@@ -227,6 +239,13 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
     }
 
     public func remove(_ device: Device) { frames.freeAll(device) }
+
+    /// The RDPQ array's queue bases (for tests).
+    package var rdpqArray: [UInt64]? {
+        adapter.withLock { $0 }.flatMap { adapter in
+            adapter.rdpqArray.map { array in (0..<adapter.replies.posts.count).map { UInt64(littleEndian: array.cpu.load(fromByteOffset: $0 * 16, as: UInt64.self)) } }
+        }
+    }
 
     /// Each reply queue's host index and the calling CPU's queue (for tests).
     package var replyQueues: (hostIndexes: [Int], cpuMSIx: [Int])? {
