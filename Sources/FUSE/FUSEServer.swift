@@ -54,7 +54,7 @@ public struct LoopStatistics: Sendable {
     public var handoffs: UInt64 = 0
 }
 
-public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` are set once at mount, before any request
+public final class FUSEServer: @unchecked Sendable {  // set once at mount, before any request
     public let root: ControlDirectory
     public let mountpoint: String
     let inodes: InodeTable
@@ -64,6 +64,8 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
     private var session: OpaquePointer?
     private let invalidations = DispatchQueue(label: "dmaemu.fuse.invalidate")
     private var loop: FUSELoop?
+    private var fusermount: Fusermount?
+    private var signalHandlers = false
     private let stopping = Atomic(false)
 
     public init(root: ControlDirectory, mountpoint: String) {
@@ -73,37 +75,38 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
     }
 
     /// Mounts the tree: clears a stale mount left by a killed daemon ("transport endpoint
-    /// is not connected"), refuses a missing or busy mountpoint, then fuse_session_mount().
+    /// is not connected"), refuses a missing or busy mountpoint, then has fusermount3 mount
+    /// it (Fusermount) and libfuse serve the device it sent.
     public func mount(_ options: MountOptions = MountOptions()) throws(FUSEError) {
         try Self.prepareMountpoint(mountpoint)
         // auto_unmount: fusermount3 stays beside us and unmounts when we die, even by SIGKILL.
         var flags = "fsname=dmaemu,subtype=dmaemu,default_permissions,auto_unmount"
         if options.allowOther { flags += ",allow_other" }
-        let words: [String] = ["dmaemud", "-o", flags]
-        var argv = words.map { (word: String) in strdup(word) } + [nil]
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("dmaemud"), nil]
+        defer { free(argv[0]) }
         var ops = Self.operations()
         let userdata = Unmanaged.passUnretained(self).toOpaque()
         let made = argv.withUnsafeMutableBufferPointer { argv in
-            var args = fuse_args(argc: Int32(words.count), argv: argv.baseAddress, allocated: 0)
-            // The session keeps what it parsed; the arguments left over are libfuse's copy
-            // (fuse_opt_parse swaps it in), ours were only read. ASan's leak check found both.
+            var args = fuse_args(argc: 1, argv: argv.baseAddress, allocated: 0)
             defer { fuse_opt_free_args(&args) }
             return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata)
         }
-        argv.forEach { free($0) }
         guard let session = made else { throw .sessionFailed }
-        self.session = session
-        if options.signalHandlers { _ = fuse_set_signal_handlers(session) }
-        let reserved = Self.reserveDescriptor()
-        let before = Self.openDescriptors()
-        guard fuse_session_mount(session, mountpoint) == 0 else {
-            if reserved >= 0 { close(reserved) }
-            if options.signalHandlers { fuse_remove_signal_handlers(session) }
+        guard let mounted = Fusermount.mount(mountpoint, options: flags) else {
             fuse_session_destroy(session)
-            self.session = nil
             throw .mountFailed(mountpoint)
         }
-        Self.lowerAutoUnmountSocket(into: reserved, openedSince: before, device: fuse_session_fd(session))
+        // "/dev/fd/N": libfuse serves a device mounted for it, and takes the fd.
+        guard fuse_session_mount(session, "/dev/fd/\(mounted.device)") == 0 else {
+            mounted.unmount(mountpoint)
+            close(mounted.device)
+            mounted.release()
+            fuse_session_destroy(session)
+            throw .mountFailed(mountpoint)
+        }
+        self.session = session
+        fusermount = mounted
+        signalHandlers = options.signalHandlers && fuse_set_signal_handlers(session) == 0
         loop = FUSELoop(session: session, maximumPoll: options.pollMicroseconds * 1000)
         root.setObserver(Invalidator(server: self))
     }
@@ -112,14 +115,17 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
     /// unmounts and tears the session down. Returns 0 on a clean end.
     @discardableResult
     public func run() -> Int32 {
-        guard let session, let loop else { return -1 }
+        guard let session, let loop, let fusermount else { return -1 }
         let result = loop.run()
         root.setObserver(nil)
-        fuse_session_unmount(session)
-        fuse_remove_signal_handlers(session)
+        fusermount.unmount(mountpoint)
+        if signalHandlers { fuse_remove_signal_handlers(session) }
         // A request still running past the drain would reply through a destroyed session;
-        // the process is on its way out then, so the session is left to it.
-        if result == 0 { fuse_session_destroy(session) }
+        // the process is on its way out then, so the session (and fusermount3) is left to it.
+        if result == 0 {
+            fuse_session_destroy(session)
+            fusermount.release()
+        }
         self.session = nil
         return result
     }
@@ -158,7 +164,6 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
         }
     }
 
-    /// Whether /proc/self/mounts lists a FUSE file system at `path`.
     /// fusermount3 (setuid root, from the fuse3 package) with `arguments`, waited for.
     static func runFusermount(_ arguments: [String]) {
         let argv = (["fusermount3"] + arguments).map { strdup($0) } + [nil]
@@ -169,6 +174,7 @@ public final class FUSEServer: @unchecked Sendable {  // `session` and `loop` ar
         waitpid(pid, &status, 0)
     }
 
+    /// Whether /proc/self/mounts lists a FUSE file system at `path`.
     static func isFUSEMount(_ path: String) -> Bool {
         guard let file = fopen("/proc/self/mounts", "r") else { return false }
         defer { fclose(file) }

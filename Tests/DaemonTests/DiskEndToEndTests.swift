@@ -91,7 +91,7 @@ struct DiskEndToEndTests {
             daemon.waitUntilExit()
             #expect(daemon.terminationReason == .uncaughtSignal)
             // fusermount3 unmounts once it sees the daemon's end of their socket close, which
-            // (FUSEServer+AutoUnmount) is after the connection is aborted; on a loaded 2-core
+            // (Fusermount) is after the connection is aborted; on a loaded 2-core
             // machine it may be seconds before fusermount3 runs.
             for _ in 0..<1000 where FUSEMounted(mountpoint) { usleep(20_000) }
             #expect(!FUSEMounted(mountpoint), "auto_unmount released the mountpoint")
@@ -123,7 +123,7 @@ struct DiskEndToEndTests {
 
     /// The socket fusermount3 watches sits below /dev/fuse in the daemon's fd table, so a
     /// killed daemon's connection is aborted before fusermount3 is told (the race the kill -9
-    /// test above lost 2 times in 20 under load; FUSEServer+AutoUnmount).
+    /// test above lost 2 times in 20 under load; Fusermount).
     @Test func theAutoUnmountSocketIsBelowTheDevice() throws {
         try withDaemon { hba, daemon in
             let mountpoint = String(hba.dropLast("/devices/hba0".count))

@@ -120,4 +120,50 @@ struct FUSEMountTests {
             try FUSEServer(root: root, mountpoint: mount.path).mount(MountOptions(signalHandlers: false))
         }
     }
+    /// fusermount3 stays beside the mount (auto_unmount) holding stdio and its socket, and
+    /// nothing else of ours (forked by libfuse it inherited every fd the process had open,
+    /// and other threads' sockets could be taken for its own); stop() unmounts and reaps it.
+    @Test func fusermount3HoldsOnlyItsSocket() throws {
+        var inherited: [Int32] = [-1, -1]
+        #expect(pipe(&inherited) == 0)  // not close-on-exec, as a test runner's pipes are not
+        defer { inherited.forEach { close($0) } }
+        let (root, _) = counterTree()
+        let mount = try MountedTree(root)
+        let helpers = Self.children().filter { Self.arguments($0).first == "fusermount3" && Self.arguments($0).last == mount.path }
+        // What its fds point at (it may be closing the /dev/fuse it sent us, or opening
+        // /dev/null for its stdio, as it settles in to wait).
+        let files = helpers.first.map(Self.openFiles) ?? [:]
+        let ours = Self.openFiles(getpid())
+        mount.stop()
+        #expect(helpers.count == 1)
+        #expect(files[3]?.hasPrefix("socket:") == true, "fusermount3's fd 3, named in its _FUSE_COMMFD: \(files)")
+        #expect(files.filter { $0.key > 3 && ours.values.contains($0.value) && $0.value != "/dev/null" }.isEmpty, "fusermount3 holds our files: \(files)")
+        #expect(!files.values.contains(ours[Int(inherited[0])] ?? "none"))
+        #expect(helpers.allSatisfy { kill($0, 0) == -1 && errno == ESRCH }, "fusermount3 exited and was reaped")
+        let mounts = try String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)
+        #expect(!mounts.contains(" \(mount.path) "))
+    }
+
+    /// The test process's children, from every thread's /proc/self/task/*/children.
+    static func children() -> [pid_t] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap { pid_t($0) }
+        }
+    }
+
+    /// fd -> where /proc/PID/fd/fd links ("pipe:[123]", "/dev/fuse").
+    static func openFiles(_ pid: pid_t) -> [Int: String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        var files: [Int: String] = [:]
+        for name in names {
+            if let fd = Int(name), let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(name)") { files[fd] = target }
+        }
+        return files
+    }
+
+    static func arguments(_ pid: pid_t) -> [String] {
+        guard let bytes = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
 }
