@@ -125,22 +125,55 @@ import Testing
     /// 0, 1 expecting phase 1, 0, 0, 1, 1; entry 0 was last written by read 5 (phase 1),
     /// entry 1 by read 4 (phase 0). Each entry: SQ id 1, command id 0, status 0.
     @Test func completionsWrapWithThePhaseTag() throws {
-        let devices = try smallDevices(ram: 1 << 30)
+        let devices = try smallDevices(ram: 1 << 30, cpus: 1)
         let nvme = try devices.add("nvme nvme0 capacity=64M io_queue_depth=2")
         let driver = try #require(nvme.driver as? NVMeDriver)
         var seen: [(Int, UInt16)] = []
         for _ in 0..<5 {
             try nvme.io("read 4096")
-            let cq = try #require(driver.completionQueue)
+            let cq = try #require(driver.completionQueues.first)
             seen.append((cq.head, cq.phase))
         }
         #expect(seen.map(\.0) == [1, 0, 1, 0, 1] && seen.map(\.1) == [1, 0, 0, 1, 1])
-        let entries = try #require(driver.completionQueue).entries
+        let entries = try #require(driver.completionQueues.first).entries
         #expect(entries.count == 32)
         // struct nvme_completion: result 0, sq_head, sq_id 1, command_id 0, status (phase).
         #expect(Array(entries[8..<16]) == [1, 0, 1, 0, 0, 0, 1, 0])
         #expect(Array(entries[24..<32]) == [1, 0, 1, 0, 0, 0, 0, 0])
         #expect(nvme.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// An I/O queue pair per CPU (nvme_setup_io_queues(): num_possible_cpus(), within the
+    /// controller's 64): a read from CPU 2 of four completes in the third queue only, its
+    /// entry naming SQ 3. Probe says so as the kernel does.
+    @Test func anIOQueuePairPerCPU() throws {
+        let devices = try smallDevices(ram: 1 << 30, cpus: 4)
+        let nvme = try devices.add("nvme nvme0 capacity=64M io_queue_depth=8")
+        let driver = try #require(nvme.driver as? NVMeDriver)
+        #expect(devices.platform.ram.log.texts().contains("nvme nvme0: 4/0/0 default/read/poll queues"))
+        try CPU.acting(as: 2) { try nvme.io("read 4096") }
+        let queues = driver.completionQueues
+        #expect(queues.map(\.head) == [0, 0, 1, 0])
+        // struct nvme_completion: result 0, sq_head 1, sq_id 3, command_id 0, status: the phase.
+        #expect(Array(queues[2].entries[0..<16]) == [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 1, 0])
+        #expect(queues.enumerated().allSatisfy { $0.offset == 2 || $0.element.entries.allSatisfy { $0 == 0 } })
+    }
+
+    /// More CPUs than the controller's 64 queue pairs: the CPUs go to the queues in runs,
+    /// as group_cpus_evenly() spreads 100 CPUs over 64 vectors: 100 / 64 = 1 each, and
+    /// the first 100 % 64 = 36 vectors one more (CPUs 0-71 two a queue, 72-99 one).
+    @Test func moreCPUsThanQueuesShareThemInRuns() throws {
+        let devices = try smallDevices(ram: 1 << 30, cpus: 100)
+        let nvme = try devices.add("nvme nvme0 capacity=64M io_queue_depth=4")
+        let driver = try #require(nvme.driver as? NVMeDriver)
+        #expect(driver.completionQueues.count == 64)
+        func queueOf(_ cpu: Int) throws -> Int {
+            let before = driver.completionQueues.map(\.head)
+            try CPU.acting(as: cpu) { try nvme.io("read 4096") }
+            let after = driver.completionQueues.map(\.head)
+            return try #require(before.indices.first { before[$0] != after[$0] })
+        }
+        #expect(try [0, 1, 2, 3, 70, 71, 72, 73, 99].map(queueOf) == [0, 0, 1, 1, 35, 35, 36, 37, 63])
     }
 
     @Test func probeMakesTheDescriptorPools() throws {

@@ -61,7 +61,7 @@ import TestSupport
     func check(_ fixture: String, disk: String, device line: String, kernel: KernelVersion) throws {
         let (limits, workloads) = try Self.workloads(fixture, disk: disk)
         #expect(workloads.count >= 4)
-        let ram = try PhysicalMemory(size: 1 << 30)
+        let ram = try PhysicalMemory(size: 1 << 30, cpus: 1)  // the guest: -smp 1
         var config = SWIOTLBConfig()
         config.force = true
         config.dynamic = false

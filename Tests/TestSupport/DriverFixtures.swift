@@ -10,10 +10,10 @@ import SystemPackage
 /// A small machine's devices: `ram` of RAM, a swiotlb of `nslabs` slots in two areas that
 /// grows unless told not to, the drivers given (those of Drivers), no device yet.
 public func smallDevices(
-    ram: UInt64 = 1 << 30, nslabs: Int = 512, areas: Int = 2, dynamic: Bool = true,
+    ram: UInt64 = 1 << 30, cpus: Int = CPU.online, nslabs: Int = 512, areas: Int = 2, dynamic: Bool = true,
     drivers: [String: Devices.Factory] = BuiltinDrivers.all
 ) throws -> Devices {
-    let memory = try PhysicalMemory(size: ram)
+    let memory = try PhysicalMemory(size: ram, cpus: cpus)
     var config = SWIOTLBConfig()
     config.nslabs = nslabs
     config.nareas = areas

@@ -1,11 +1,12 @@
 // An NVMe controller's driver (nvme-pci): probe sets min_align_mask to the controller page
 // (so bounce buffers keep each PRP's offset), creates the descriptor pools ("prp list page"
 // 4096/4096 and "prp list 256" 256/256 before 6.16, "nvme descriptor page" and "nvme
-// descriptor small" after), and allocates the admin and one I/O queue pair. I/O takes a
-// command id (q_depth - 1 of them, as the tag set has), builds PRPs or an SGL from the pools
-// per request (see NVMeDescriptors), rings the emulated controller, takes its completion
-// from the completion queue (NVMeQueue; the interrupt is taken at once, in the submitting
-// thread), then frees the descriptors as nvme_unmap_data() does.
+// descriptor small" after), and allocates the admin queue pair and an I/O queue pair per
+// CPU (nvme_setup_io_queues()), each with its hardware context's tags (q_depth - 1 of
+// them). I/O goes to the submitting CPU's queue, builds PRPs or an SGL from the pools per
+// request (see NVMeDescriptors), rings the emulated controller, takes its completion from
+// that queue's completion queue (NVMeQueue; the interrupt is taken at once, in the
+// submitting thread), then frees the descriptors as nvme_unmap_data() does.
 import Block
 import DMA
 import DMAPool
@@ -32,29 +33,58 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     static let maxTransfer = 8192 << 10
     static let maxSegments = 128
     static let adminQueueDepth = 32
+    /// The I/O queue pairs the emulated controller offers (QEMU's nvme max_ioqpairs).
+    static let maxIOQueues = 64
 
-    final class Controller: Sendable {
-        let queue: BlockQueue
-        let emulated: NVMeController
+    /// An I/O queue pair and its hardware context (struct nvme_queue with its
+    /// blk_mq_hw_ctx): the submission queue's entries, the host's end of the completion
+    /// queue, the emulated controller's end of the pair, and the context's tags.
+    final class IOQueue: Sendable {
         let submissionQueue: UnsafeSendable<UnsafeMutableRawPointer>
         let completionQueue: NVMeQueue
-        let pagePool: DMAPool
-        let smallPool: DMAPool
-        let sglThreshold: Int
+        let emulated: NVMeController
         let ids: TagSet
 
-        init(queue: BlockQueue, emulated: NVMeController, submissionQueue: UnsafeMutableRawPointer, completionQueue: NVMeQueue,
-             pagePool: DMAPool, smallPool: DMAPool, sglThreshold: Int, depth: Int) {
-            self.queue = queue
-            self.emulated = emulated
+        init(submissionQueue: UnsafeMutableRawPointer, completionQueue: NVMeQueue, emulated: NVMeController, depth: Int) {
             self.submissionQueue = UnsafeSendable(submissionQueue)
             self.completionQueue = completionQueue
-            self.pagePool = pagePool
-            self.smallPool = smallPool
-            self.sglThreshold = sglThreshold
+            self.emulated = emulated
             // The tag set's depth is sqsize, q_depth - 1 (nvme_alloc_io_tag_set()): a
             // completion queue of q_depth entries is full at q_depth - 1.
             ids = TagSet(0...(depth - 2))
+        }
+    }
+
+    final class Controller: Sendable {
+        let queue: BlockQueue
+        let store: any BackingStore
+        let ioQueues: [IOQueue]
+        let cpus: Int
+        let pagePool: DMAPool
+        let smallPool: DMAPool
+        let sglThreshold: Int
+
+        init(queue: BlockQueue, store: any BackingStore, ioQueues: [IOQueue], cpus: Int, pagePool: DMAPool, smallPool: DMAPool,
+             sglThreshold: Int) {
+            self.queue = queue
+            self.store = store
+            self.ioQueues = ioQueues
+            self.cpus = cpus
+            self.pagePool = pagePool
+            self.smallPool = smallPool
+            self.sglThreshold = sglThreshold
+        }
+
+        /// blk_mq_map_queue(): the submitting CPU's queue. Each queue serves the CPUs of
+        /// its interrupt vector's affinity, which group_cpus_evenly() made: with more CPUs
+        /// than queues, runs of consecutive CPUs (a flat topology, as QEMU's), the first
+        /// cpus % queues runs one CPU longer. A host CPU past the machine's acts as one of
+        /// the machine's.
+        func ioQueue(cpu: Int) -> IOQueue {
+            let machineCPU = cpu < cpus ? cpu : cpu % cpus
+            let (run, longer) = (cpus / ioQueues.count, cpus % ioQueues.count)
+            let inLonger = longer * (run + 1)
+            return ioQueues[machineCPU < inLonger ? machineCPU / (run + 1) : longer + (machineCPU - inLonger) / run]
         }
     }
 
@@ -98,16 +128,23 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         let names = p.poolNames == "prp" ? ("prp list page", "prp list 256") : ("nvme descriptor page", "nvme descriptor small")
         let pagePool = try context.createPool(names.0, size: NVMeCommand.pageSize, align: NVMeCommand.pageSize).pool
         let smallPool = try context.createPool(names.1, size: NVMeDescriptors.smallPoolSize, align: NVMeDescriptors.smallPoolSize).pool
-        // Completion and submission queues, admin then I/O (nvme_alloc_queue()).
-        var buffers: [CoherentBuffer] = []
-        for (depth, entry) in [(Self.adminQueueDepth, 16), (Self.adminQueueDepth, 64), (p.ioQueueDepth, 16), (p.ioQueueDepth, 64)] {
-            buffers.append(try queues.alloc(device, size: depth * entry))
-        }
-        let (completion, submission) = (buffers[2], buffers[3])
+        // Completion and submission queues, admin then each I/O pair (nvme_alloc_queue()):
+        // an I/O queue per CPU, as many as the controller offers (nvme_max_io_queues()).
+        let cpus = device.ram.cpus
+        let count = min(cpus, Self.maxIOQueues)
+        _ = try queues.alloc(device, size: Self.adminQueueDepth * NVMeCompletion.size)
+        _ = try queues.alloc(device, size: Self.adminQueueDepth * NVMeCommand.size)
         let store = try p.disk.makeStore()
-        let doorbell = NVMeCompletionQueue(dma: completion.dma, depth: p.ioQueueDepth, submissionQueueID: 1)
-        let completionQueue = NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell)
-        let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission.dma, completionQueue: doorbell)
+        var ioQueues: [IOQueue] = []
+        for qid in 1...count {
+            let completion = try queues.alloc(device, size: p.ioQueueDepth * NVMeCompletion.size)
+            let submission = try queues.alloc(device, size: p.ioQueueDepth * NVMeCommand.size)
+            let doorbell = NVMeCompletionQueue(dma: completion.dma, depth: p.ioQueueDepth, submissionQueueID: UInt16(qid))
+            let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission.dma, completionQueue: doorbell)
+            ioQueues.append(IOQueue(submissionQueue: submission.cpu, completionQueue: NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell),
+                                    emulated: emulated, depth: p.ioQueueDepth))
+        }
+        device.printk(.info, "\(count)/0/0 default/read/poll queues")
         let mapping = device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize
         let maxTransfer = min(Self.maxTransfer, mapping)
         // nvme_max_drv_segments(): a segment per controller page of the transfer, and one
@@ -118,8 +155,8 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             maxTransfer: maxTransfer, virtBoundaryMask: UInt64(NVMeCommand.pageSize - 1))
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
         controller.withLock {
-            $0 = Controller(queue: queue, emulated: emulated, submissionQueue: submission.cpu, completionQueue: completionQueue,
-                            pagePool: pagePool, smallPool: smallPool, sglThreshold: p.sglThreshold, depth: p.ioQueueDepth)
+            $0 = Controller(queue: queue, store: store, ioQueues: ioQueues, cpus: cpus, pagePool: pagePool, smallPool: smallPool,
+                            sglThreshold: p.sglThreshold)
         }
     }
 
@@ -130,9 +167,10 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                         inFlight: () throws(Errno) -> Void) throws(Errno) {
         guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
-        var tag: Int? = controller.ids.get()
-        defer { if let tag { controller.ids.put(tag) } }
-        let sqe = controller.submissionQueue.value + tag! * NVMeCommand.size
+        let io = controller.ioQueue(cpu: CPU.current)
+        var tag: Int? = io.ids.get()
+        defer { if let tag { io.ids.put(tag) } }
+        let sqe = io.submissionQueue.value + tag! * NVMeCommand.size
         NVMeDescriptors.buildCommand(sqe, command, id: tag!)
         var taken = Descriptors()
         defer {
@@ -153,16 +191,16 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
             throw .ioError
         }
-        let cq = controller.completionQueue
+        let cq = io.completionQueue
         cq.expect(tag!)
-        let posted = controller.emulated.execute(slot: tag!)
+        let posted = io.emulated.execute(slot: tag!)
         cq.process()
         guard posted, let status = cq.result(tag!) else {
             controller.queue.device.err("nvme nvme0: I/O tag \(tag!) timed out: no completion")
             throw .ioError
         }
         if let error = NVMeQueue.errno(status) { throw error }
-        controller.ids.put(tag!)
+        io.ids.put(tag!)
         tag = nil
         try inFlight()
     }
@@ -175,10 +213,10 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
 
     public func remove(_ device: Device) { queues.freeAll(device) }
 
-    /// The I/O completion queue as the host sees it: its head, the phase expected there, and
-    /// the entries' bytes (for tests).
-    package var completionQueue: (head: Int, phase: UInt16, entries: [UInt8])? {
-        controller.withLock { $0?.completionQueue }.map { cq in
+    /// Each I/O completion queue as the host sees it: its head, the phase expected there,
+    /// and the entries' bytes (for tests).
+    package var completionQueues: [(head: Int, phase: UInt16, entries: [UInt8])] {
+        (controller.withLock { $0?.ioQueues } ?? []).map(\.completionQueue).map { cq in
             let (head, phase) = cq.head
             return (head, phase, Array(UnsafeRawBufferPointer(start: cq.entries, count: cq.depth * NVMeCompletion.size)))
         }
@@ -187,6 +225,6 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     /// nvme_submit_flush(): the controller makes what it wrote durable.
     public func flush() throws(Errno) {
         guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
-        try controller.emulated.store.flush()
+        try controller.store.flush()
     }
 }
