@@ -16,5 +16,17 @@ public final class TagSet: Sendable {
         }
     }
 
+    /// A tag; while there is none, `flush` goes first (blk_mq_get_tag() sleeps, and a task
+    /// that sleeps sends its plug's requests to the hardware), so that a submitter whose own
+    /// queued requests hold the tags does not wait for itself.
+    public func get(flushing flush: () -> Void) -> Int {
+        while true {
+            if let tag = free.withLock({ $0.popLast() }) { return tag }
+            flush()
+            if let tag = free.withLock({ $0.popLast() }) { return tag }
+            usleep(10)
+        }
+    }
+
     public func put(_ tag: Int) { free.withLock { $0.append(tag) } }
 }

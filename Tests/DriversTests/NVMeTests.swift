@@ -176,6 +176,36 @@ import Testing
         #expect(try [0, 1, 2, 3, 70, 71, 72, 73, 99].map(queueOf) == [0, 0, 1, 1, 35, 35, 36, 37, 63])
     }
 
+    /// A 1 MiB read that bounces is split at 252 KiB: 252 x 4 + 16 KiB, five requests of
+    /// one bio, all in flight before the doorbell (the plug), so four "prp list page"
+    /// blocks at once, as Debian's kernels show (the 16 KiB one takes a "prp list 256").
+    /// With io_queue_depth 2 the queue has one tag: each request waits for it, the plug
+    /// going out first so the one holding it completes, and one list is all there ever is.
+    @Test(arguments: [(64, 4), (2, 1)])
+    func aSplitBiosRequestsAreInFlightTogetherAsTheTagsAllow(depth: Int, lists: Int) throws {
+        let (machine, nvme) = try controller(ram: 8 << 30, "dma_mask_bits=32 io_queue_depth=\(depth)")
+        defer { withExtendedLifetime(machine) {} }
+        try nvme.io("read 1M count=3")
+        let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
+        #expect(pool.counters.blocks == lists && pool.counters.active == 0)
+        #expect(nvme.statsText.contains("\nios 15\n") && nvme.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// Four writers and readers on one queue (a one-CPU machine): whoever rings runs the
+    /// others' queued commands and its interrupt completes them, in whatever order they
+    /// reach the completion queue; every transfer verifies and every descriptor and tag
+    /// comes back.
+    @Test(.timeLimit(.minutes(1))) func submittersSharingAQueueCompleteEachOthersRequests() throws {
+        let devices = try smallDevices(ram: 8 << 30, cpus: 1)
+        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 io_queue_depth=4")
+        try nvme.io("verify 300K count=50 threads=4 random seed=7")
+        #expect(nvme.statsText.contains("\nerrors 0\n"))
+        #expect(nvme.active("prp list page") == 0 && nvme.active("prp list 256") == 0)
+        let driver = try #require(nvme.driver as? NVMeDriver)
+        #expect(driver.completionQueues.count == 1)
+        try nvme.io("read 4K")  // a tag is still there for it
+    }
+
     @Test func probeMakesTheDescriptorPools() throws {
         let (machine, nvme) = try controller()
         defer { withExtendedLifetime(machine) {} }

@@ -3,10 +3,10 @@
 // 4096/4096 and "prp list 256" 256/256 before 6.16, "nvme descriptor page" and "nvme
 // descriptor small" after), and allocates the admin queue pair and an I/O queue pair per
 // CPU (nvme_setup_io_queues()), each with its hardware context's tags (q_depth - 1 of
-// them). I/O goes to the submitting CPU's queue, builds PRPs or an SGL from the pools per
-// request (see NVMeDescriptors), rings the emulated controller, takes its completion from
-// that queue's completion queue (NVMeQueue; the interrupt is taken at once, in the
-// submitting thread), then frees the descriptors as nvme_unmap_data() does.
+// them). I/O goes to the submitting CPU's queue (NVMeIOQueue) and builds PRPs or an SGL
+// from the pools per request (NVMeDescriptors); the controller runs the queue's commands
+// when its doorbell is rung at the end of the submitter's plug, and the interrupt that
+// completes them frees their descriptors.
 import Block
 import DMA
 import DMAPool
@@ -36,42 +36,18 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     /// The I/O queue pairs the emulated controller offers (QEMU's nvme max_ioqpairs).
     static let maxIOQueues = 64
 
-    /// An I/O queue pair and its hardware context (struct nvme_queue with its
-    /// blk_mq_hw_ctx): the submission queue's entries, the host's end of the completion
-    /// queue, the emulated controller's end of the pair, and the context's tags.
-    final class IOQueue: Sendable {
-        let submissionQueue: UnsafeSendable<UnsafeMutableRawPointer>
-        let completionQueue: NVMeQueue
-        let emulated: NVMeController
-        let ids: TagSet
-
-        init(submissionQueue: UnsafeMutableRawPointer, completionQueue: NVMeQueue, emulated: NVMeController, depth: Int) {
-            self.submissionQueue = UnsafeSendable(submissionQueue)
-            self.completionQueue = completionQueue
-            self.emulated = emulated
-            // The tag set's depth is sqsize, q_depth - 1 (nvme_alloc_io_tag_set()): a
-            // completion queue of q_depth entries is full at q_depth - 1.
-            ids = TagSet(0...(depth - 2))
-        }
-    }
-
     final class Controller: Sendable {
         let queue: BlockQueue
         let store: any BackingStore
-        let ioQueues: [IOQueue]
+        let ioQueues: [NVMeIOQueue]
         let cpus: Int
-        let pagePool: DMAPool
-        let smallPool: DMAPool
         let sglThreshold: Int
 
-        init(queue: BlockQueue, store: any BackingStore, ioQueues: [IOQueue], cpus: Int, pagePool: DMAPool, smallPool: DMAPool,
-             sglThreshold: Int) {
+        init(queue: BlockQueue, store: any BackingStore, ioQueues: [NVMeIOQueue], cpus: Int, sglThreshold: Int) {
             self.queue = queue
             self.store = store
             self.ioQueues = ioQueues
             self.cpus = cpus
-            self.pagePool = pagePool
-            self.smallPool = smallPool
             self.sglThreshold = sglThreshold
         }
 
@@ -80,7 +56,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         /// than queues, runs of consecutive CPUs (a flat topology, as QEMU's), the first
         /// cpus % queues runs one CPU longer. A host CPU past the machine's acts as one of
         /// the machine's.
-        func ioQueue(cpu: Int) -> IOQueue {
+        func ioQueue(cpu: Int) -> NVMeIOQueue {
             let machineCPU = cpu < cpus ? cpu : cpu % cpus
             let (run, longer) = (cpus / ioQueues.count, cpus % ioQueues.count)
             let inLonger = longer * (run + 1)
@@ -135,14 +111,15 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         _ = try queues.alloc(device, size: Self.adminQueueDepth * NVMeCompletion.size)
         _ = try queues.alloc(device, size: Self.adminQueueDepth * NVMeCommand.size)
         let store = try p.disk.makeStore()
-        var ioQueues: [IOQueue] = []
+        var ioQueues: [NVMeIOQueue] = []
         for qid in 1...count {
             let completion = try queues.alloc(device, size: p.ioQueueDepth * NVMeCompletion.size)
             let submission = try queues.alloc(device, size: p.ioQueueDepth * NVMeCommand.size)
             let doorbell = NVMeCompletionQueue(dma: completion.dma, depth: p.ioQueueDepth, submissionQueueID: UInt16(qid))
             let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission.dma, completionQueue: doorbell)
-            ioQueues.append(IOQueue(submissionQueue: submission.cpu, completionQueue: NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell),
-                                    emulated: emulated, depth: p.ioQueueDepth))
+            let host = NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell)
+            ioQueues.append(NVMeIOQueue(qid: qid, submissionQueue: submission.cpu, completionQueue: host, emulated: emulated,
+                                        depth: p.ioQueueDepth, pagePool: pagePool, smallPool: smallPool))
         }
         device.printk(.info, "\(count)/0/0 default/read/poll queues")
         let mapping = device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize
@@ -155,54 +132,47 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             maxTransfer: maxTransfer, virtBoundaryMask: UInt64(NVMeCommand.pageSize - 1))
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
         controller.withLock {
-            $0 = Controller(queue: queue, store: store, ioQueues: ioQueues, cpus: cpus, pagePool: pagePool, smallPool: smallPool,
-                            sglThreshold: p.sglThreshold)
+            $0 = Controller(queue: queue, store: store, ioQueues: ioQueues, cpus: cpus, sglThreshold: p.sglThreshold)
         }
     }
 
-    /// nvme_queue_rq(): a command id (waiting while all are busy), the command and its
-    /// data pointer, the controller runs it and posts its completion, which nvme_irq()
-    /// takes; the descriptors go back to their pools at completion (nvme_unmap_data()),
-    /// after the requests dispatched behind it.
+    /// nvme_queue_rq(): a command id of the CPU's queue (with none free the plug goes out
+    /// first, so the requests holding them can complete), the command and its data
+    /// pointer; the bio's next requests are queued behind it (`inFlight`), then the
+    /// doorbell and the interrupt (NVMeIOQueue), and the status its completion left.
     public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                         inFlight: () throws(Errno) -> Void) throws(Errno) {
         guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
         let io = controller.ioQueue(cpu: CPU.current)
-        var tag: Int? = io.ids.get()
-        defer { if let tag { io.ids.put(tag) } }
-        let sqe = io.submissionQueue.value + tag! * NVMeCommand.size
-        NVMeDescriptors.buildCommand(sqe, command, id: tag!)
+        let tag = io.ids.get(flushing: io.commit)
+        let sqe = io.submissionQueue + tag * NVMeCommand.size
+        NVMeDescriptors.buildCommand(sqe, command, id: tag)
         var taken = Descriptors()
-        defer {
-            for i in 0..<taken.count {
-                let (block, pool) = taken[i]
-                (pool == .small ? controller.smallPool : controller.pagePool).free(block.cpu, dma: block.dma)
-            }
-        }
         let alloc = { (pool: NVMePool) -> HeldBlock? in
             // nvme_pci_setup_prps(): GFP_ATOMIC, in the submission path.
-            guard let block = (pool == .small ? controller.smallPool : controller.pagePool).alloc(.atomic) else { return nil }
+            guard let block = io.pool(pool).alloc(.atomic) else { return nil }
             return HeldBlock(cpu: block.cpu, dma: block.dma)
         }
         let built = NVMeDescriptors.useSGLs(list, bytes: command.bytes, threshold: controller.sglThreshold)
             ? NVMeDescriptors.setupSGLs(sqe, list, taken: &taken, alloc: alloc)
             : NVMeDescriptors.setupPRPs(sqe, list, bytes: command.bytes, taken: &taken, alloc: alloc)
         guard built else {
+            io.free(taken)
+            io.ids.put(tag)
             controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
             throw .ioError
         }
-        let cq = io.completionQueue
-        cq.expect(tag!)
-        let posted = io.emulated.execute(slot: tag!)
-        cq.process()
-        guard posted, let status = cq.result(tag!) else {
-            controller.queue.device.err("nvme nvme0: I/O tag \(tag!) timed out: no completion")
-            throw .ioError
+        var status = NVMeIOQueue.pending
+        let behind = withUnsafeMutablePointer(to: &status) { waiter -> Result<Void, Errno> in
+            io.queue(tag, descriptors: taken, waiter: waiter)
+            let behind = Result { () throws(Errno) in try inFlight() }
+            io.commit()
+            _ = io.wait(waiter)
+            return behind
         }
+        guard status != NVMeIOQueue.timedOut else { throw .ioError }
         if let error = NVMeQueue.errno(status) { throw error }
-        io.ids.put(tag!)
-        tag = nil
-        try inFlight()
+        try behind.get()
     }
 
     public func stop() {
