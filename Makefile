@@ -1,8 +1,8 @@
 # dmaemu: `make run` builds and runs, `make test` installs what the tests need and runs them.
 SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
-# Debian packages the build, the tests (mkfs.ext4, setpriv, losetup, modprobe, useradd, strace, ss, pgrep) and the C
+# Debian packages the build, the tests (mkfs.ext4, setpriv, losetup, modprobe, useradd, strace, ss, pgrep, fio) and the C
 # limits of tools/limits need.
-DEBS   := gcc libc6-dev pkg-config libfuse3-dev libssl-dev openssl fuse3 e2fsprogs util-linux mount kmod passwd strace iproute2 procps
+DEBS   := gcc libc6-dev pkg-config libfuse3-dev libssl-dev openssl fuse3 e2fsprogs util-linux mount kmod passwd strace iproute2 procps fio
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local

@@ -41,6 +41,9 @@ struct AllBench: ParsableCommand {
             plan.append(("fuse", 40, ["--limit", hello, "--timer", "\(limits)/fuse_rw.py"]
                 + (dmaemud.map { ["--dmaemud", $0] } ?? []) + pick([], ["--operations", "50", "--rounds", "1", "--blocks", "1000"])))
         }
+        if access("/usr/bin/fio", X_OK) == 0 {
+            plan.append(("fio", 200, (dmaemud.map { ["--dmaemud", $0] } ?? []) + pick([], ["--seconds", "1", "--runs", "1", "--warmup", "0"])))
+        }
         let skipped = Set(skip.split(separator: ",").map(String.init))
         return plan.filter { !skipped.contains($0.name) }
     }
@@ -87,6 +90,7 @@ struct AllBench: ParsableCommand {
         case "swiotlb-io": results.swiotlbIo = try SWIOTLBIOBench.parse(arguments).measure()
         case "dmcrypt": results.dmcrypt += try DMCryptBench.parse(arguments).measure()
         case "fuse": results.fuse = try FUSEBench.parse(arguments).measure()
+        case "fio": results.fio = try FioBench.parse(arguments).measure()
         case "trace": results.trace = try TraceBench.parse(arguments).measure()
         case "xts": results.xts = try XTSBench.parse(arguments).measure()
         case "pages": results.pages = try PagesBench.parse(arguments).measure()

@@ -42,17 +42,17 @@ struct FUSEBench: ParsableCommand {
         let daemonPath = dmaemud ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dmaemud").path
         // Both in the foreground, so that SIGTERM unmounts them (DMAEmuBench.main clears
         // the signal mask they inherit).
-        let helloServer = try start(limit, ["-f", hello])
-        let daemon = try start(daemonPath, [mount])
+        let helloServer = try startServer(limit, ["-f", hello])
+        let daemon = try startServer(daemonPath, [mount])
         defer {
-            stop(daemon, mount)
-            stop(helloServer, hello)
+            stopServer(daemon, mount)
+            stopServer(helloServer, hello)
             try? FileManager.default.removeItem(atPath: work)
         }
         let device = mount + "/devices/0000:00:04.0"
-        try waitFor(device + "/create_pool")
-        try waitFor(hello + "/alloc")
-        try write(device + "/create_pool", "small 128 16")
+        try waitForPath(device + "/create_pool")
+        try waitForPath(hello + "/alloc")
+        try writeFile(device + "/create_pool", "small 128 16")
 
         func time(_ path: String, write text: String? = nil) throws -> Double {
             let arguments = [timer, "-n", String(operations)] + (text.map { ["--write", $0] } ?? []) + [path]
@@ -67,14 +67,14 @@ struct FUSEBench: ParsableCommand {
             catPools.append(try time(device + "/pools"))
             echoHello.append(try time(hello + "/alloc", write: "1"))
             echoAlloc.append(try time(device + "/dma_pools/small/alloc", write: "1"))
-            try write(device + "/create_pool", "chain\(round) 128 16")
+            try writeFile(device + "/create_pool", "chain\(round) 128 16")
             let start = ContinuousClock.now
-            try write(device + "/dma_pools/chain\(round)/alloc", String(blocks))
+            try writeFile(device + "/dma_pools/chain\(round)/alloc", String(blocks))
             bigEcho.append(milliseconds(since: start))
             // Gone again, so the pools file timed next round is the same two lines as
             // fuse_hello's, not one more line per round.
-            try write(device + "/dma_pools/chain\(round)/free", "all")
-            try write(device + "/destroy_pool", "chain\(round)")
+            try writeFile(device + "/dma_pools/chain\(round)/free", "all")
+            try writeFile(device + "/destroy_pool", "chain\(round)")
             Progress.shared.step(round, of: rounds + 1)
         }
         // The engine on RAM it has used before, as the daemon's rounds after the first are
@@ -86,46 +86,5 @@ struct FUSEBench: ParsableCommand {
             rounds: rounds, operations: operations, catPoolsUs: medianOf(catPools), catHelloUs: medianOf(catHello),
             echoAllocUs: medianOf(echoAlloc), echoHelloUs: medianOf(echoHello), blocks: blocks, bigEchoMs: medianOf(bigEcho),
             engineAllocMs: medianOf(engine))
-    }
-
-    private func start(_ path: String, _ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
-
-    /// SIGTERM, which makes a foreground FUSE server unmount and exit; if it has not within
-    /// 5 s, SIGKILL and a lazy unmount, so no mount outlives the run.
-    private func stop(_ server: Process, _ mountpoint: String) {
-        guard server.isRunning else { return }
-        server.terminate()
-        for _ in 0..<50 where server.isRunning { usleep(100_000) }
-        guard server.isRunning else { return }
-        kill(server.processIdentifier, SIGKILL)
-        server.waitUntilExit()
-        umount2(mountpoint, Int32(MNT_DETACH))
-    }
-
-    private func waitFor(_ path: String) throws {
-        for _ in 0..<100 {
-            if access(path, F_OK) == 0 { return }
-            usleep(100_000)
-        }
-        throw BenchError(description: "\(path) did not appear within 10 s")
-    }
-
-    /// open(O_WRONLY|O_TRUNC) + write + close, as `echo TEXT > path`.
-    private func write(_ path: String, _ text: String) throws {
-        let fd = open(path, O_WRONLY | O_TRUNC)
-        guard fd >= 0 else { throw BenchError(description: "open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array((text + "\n").utf8)
-        guard Foundation.write(fd, bytes, bytes.count) == bytes.count else {
-            throw BenchError(description: "write \(path): \(String(cString: strerror(errno)))")
-        }
     }
 }

@@ -24,6 +24,7 @@ enum Report {
         if let xts = results.xts { text += "\n" + Self.xts(xts) }
         if let pages = results.pages { text += "\n" + Self.pages(pages) }
         if let fuse = results.fuse { text += "\n" + Self.fuse(fuse) }
+        if let fio = results.fio { text += "\n" + Self.fio(fio) }
         if let trace = results.trace { text += "\n" + Self.trace(trace) }
         if !results.errors.isEmpty {
             text += "\n### Failed\n\n" + results.errors.map { "- \($0)\n" }.joined()
@@ -214,6 +215,33 @@ enum Report {
                 + "(`\(best.pageAlloc)`) is \(ratio(best.mibPerS, limitMiB)) of it.\n"
         }
         return text + "\n![dm-crypt MiB/s and allocation time per mode](\(images)dmcrypt.svg)\n"
+    }
+
+    static func fio(_ fio: FioResult) -> String {
+        func limit(_ job: String) -> Double? { fio.limits.first { $0.job == job }?.mibS }
+        let crypt = fio.crypt.map { cell -> [String] in
+            let seed = Seeds.dmcrypt[cell.target]
+            return ["`\(cell.target)`", fixed(cell.mibS, 0) + " MiB/s", seed.map { fixed($0.mibPerS, 0) + " MiB/s" } ?? "-",
+                    limit("crypt").map { fixed($0, 0) + " MiB/s" } ?? "-", limit("crypt").map { ratio(cell.mibS, $0) } ?? "-"]
+        }
+        let workloads = ["small", "big", "4way"].filter { job in fio.swiotlb.contains { $0.job == job } }
+        let swiotlb = workloads.map { job -> [String] in
+            func cell(_ kernel: String) -> FioResult.Cell? { fio.swiotlb.first { $0.job == job && $0.target == kernel } }
+            let base = cell("base")?.mibS ?? 0
+            func diff(_ kernel: String) -> String {
+                guard let c = cell(kernel) else { return "-" }
+                return "\(fixed(c.mibS, 0)) (var \(fixed(c.varPct))%, \(base > 0 ? signed((c.mibS / base - 1) * 100) : "-"))"
+            }
+            let seed = Seeds.swiotlbIO[job]
+            return [job, cell("base").map { "\(fixed($0.mibS, 0)) (var \(fixed($0.varPct))%)" } ?? "-", diff("default"), diff("growing"),
+                    seed.map { "\($0.default) / \($0.growing)" } ?? "-", limit(job).map { fixed($0, 0) + " MiB/s" } ?? "-"]
+        }
+        return "### fio, the seeds' jobs, through FUSE (fio's own bandwidth; \(fio.seconds) s a job)\n\n"
+            + "Yang Shi's job (1 MiB sequential direct writes, iodepth 256) on dm-crypt aes-xts-plain64 over an NVMe RAM disk:\n\n"
+            + table(["page_alloc", "fio", "seed", "limit: the same job on tmpfs", "fio / limit"], crypt)
+            + "\nPetr Tesarik's small/big/4way (reads and writes, synchronous) on an always-bouncing HBA, "
+            + "means of \(fio.runs) runs (MiB/s, var, diff from base):\n\n"
+            + table(["workload", "base", "default", "growing from 1 MiB", "seed diff default / growing", "limit: tmpfs"], swiotlb)
     }
 
     static func fuse(_ fuse: FUSEResult) -> String {

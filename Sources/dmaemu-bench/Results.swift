@@ -142,6 +142,22 @@ struct FUSEResult: Codable {
     var engineAllocMs: Double
 }
 
+/// fio's bandwidth for the seeds' jobs: each cell's job, what it ran on (a page_alloc
+/// mode, a swiotlb kernel, or tmpfs for the limits), its mean and coefficient of variance.
+struct FioResult: Codable {
+    struct Cell: Codable {
+        var job: String
+        var target: String
+        var mibS: Double
+        var varPct: Double
+    }
+    var seconds: Int
+    var runs: Int
+    var crypt: [Cell] = []
+    var swiotlb: [Cell] = []
+    var limits: [Cell] = []
+}
+
 /// dm-crypt's cipher alone on one core, and libcrypto's aes-256-xts beside it.
 struct XTSResult: Codable {
     var seconds: Int
@@ -201,6 +217,7 @@ struct BenchResults: Codable {
     var xts: XTSResult?
     var pages: PagesResult?
     var fuse: FUSEResult?
+    var fio: FioResult?
     var trace: TraceResult?
     /// Subcommands that failed, with their error; the others still report.
     var errors: [String] = []

@@ -209,7 +209,8 @@ struct BenchToolTests {
         let out = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: out) }
         var arguments = ["all", "--quick", "--out", out, "--limits", limitsPath]
-        if !fuseAvailable() { arguments += ["--skip", "fuse"] }
+        let fio = fuseAvailable() && access("/usr/bin/fio", X_OK) == 0
+        if !fuseAvailable() { arguments += ["--skip", "fuse,fio"] }
         let printed = try bench(arguments)
         let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
         #expect(results["quick"] as? Bool == true)
@@ -223,8 +224,16 @@ struct BenchToolTests {
         #expect(limits?.map { $0["impl"] as? String } == ["c-stack", "c-legacy"])
         #expect(limits?.first?["pages"] as? Int == 63)
 
+        // fio's cells: three page_alloc modes, three workloads on three swiotlbs, four limits.
+        if fio {
+            let cells = results["fio"] as? [String: Any]
+            #expect([("crypt", 3), ("swiotlb", 9), ("limits", 4)].allSatisfy { (cells?[$0.0] as? [[String: Any]])?.count == $0.1 }, "\(cells ?? [:])")
+            #expect((cells?["crypt"] as? [[String: Any]])?.allSatisfy { ($0["mib_s"] as? Double ?? 0) > 0 } == true)
+        }
+
         let report = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         #expect(printed.contains("### mpt3sas chain loop"))
+        #expect(report.contains("### fio, the seeds' jobs") == fio)
         for heading in ["mpt3sas chain loop, 2000 x 128 B", "Cost growth", "dmapool_test", "dma_map_benchmark", "mpt3sas probe and remove",
                         "swiotlb I/O", "dm-crypt"] {
             #expect(report.contains("### " + heading), "\(heading)")
