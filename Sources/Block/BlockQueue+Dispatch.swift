@@ -5,24 +5,38 @@
 // completes any; the next bio goes once they completed. That is what the real kernels
 // show on QEMU's NVMe disk under swiotlb=force: four "prp list page" blocks after direct
 // reads of 1 MiB (252+252+252+252+16 KiB at once) and still four after reads of 4 MiB.
-// A bio's requests complete last first (the hardware's order is issue 22's).
 import DMA
 import Glibc
+import Lib
 import PhysicalMemory
 import SystemPackage
 
 extension BlockQueue {
-    func dispatch(_ buffer: RequestBuffer, lba: Int, write: Bool, driver: some DMABlockDriver) throws(Errno) -> Submission {
+    /// The calling thread's requests in flight up its stack (a bio sent behind another's).
+    private static let flight = ThreadWord()
+
+    private static var inFlightHere: Int { Int(bitPattern: flight.value) }
+
+    func dispatch(_ buffer: RequestBuffer, lba: Int, write: Bool, driver: some DMABlockDriver,
+                  behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
         var done = Submission()
         // The first bio's pages start this far before its data.
         let lead = buffer.pageOffset % PhysicalMemory.pageSize
         var at = 0
+        var sentBehind = false
+        // What goes behind rides in the flight of the last bio's last request.
+        let last = { (reached: Int) throws(Errno) in
+            guard reached == buffer.length, !sentBehind else { return }
+            sentBehind = true
+            try behind()
+        }
         while at < buffer.length {
             let end = min(buffer.length, (lead + at) / Self.bioMaxBytes * Self.bioMaxBytes + Self.bioMaxBytes - lead)
             while at < end {
-                at = try dispatch(buffer, from: at, to: end, lba: lba, write: write, depth: 0, driver: driver, &done)
+                at = try dispatch(buffer, from: at, to: end, lba: lba, write: write, depth: 0, driver: driver, &done, last: last)
             }
         }
+        if !sentBehind { try behind() }
         return done
     }
 
@@ -30,7 +44,8 @@ extension BlockQueue {
     /// ones. Returns where it stopped: the end, or a request that found no bounce buffer
     /// while others were in flight (the caller goes on from there once they completed).
     private func dispatch(_ bio: RequestBuffer, from start: Int, to end: Int, lba: Int, write: Bool, depth: Int,
-                          driver: some DMABlockDriver, _ done: inout Submission) throws(Errno) -> Int {
+                          driver: some DMABlockDriver, _ done: inout Submission,
+                          last: (Int) throws(Errno) -> Void) throws(Errno) -> Int {
         let count = min(bio.splitLength(from: start, limits), end - start)
         guard count > 0 else { throw .invalidArgument }
         let piece = bio.piece(depth, limits)
@@ -41,6 +56,9 @@ extension BlockQueue {
         let direction: DMADirection = write ? .toDevice : .fromDevice
         if device.mapSG(list, direction, attributes: .noWarn) == 0 {
             if depth > 0 { return start }
+            // Sent behind the task's other bios, whose slots come back only when they
+            // complete: the caller sends this one again once they have.
+            if Self.inFlightHere > 0 { throw .resourceTemporarilyUnavailable }
             try requeue(list, direction, bytes: count)
         }
         defer { device.unmapSG(list, direction) }
@@ -49,8 +67,13 @@ extension BlockQueue {
         var reached = start + count
         let command = BlockCommand(write: write, lba: lba + start / BlockLimits.sectorSize, sectors: count / BlockLimits.sectorSize)
         try driver.execute(command, list) { () throws(Errno) in
-            guard reached < end else { return }
-            reached = try dispatch(bio, from: reached, to: end, lba: lba, write: write, depth: depth + 1, driver: driver, &done)
+            guard reached < end else {
+                let outer = Self.flight.value
+                Self.flight.value = UnsafeRawPointer(bitPattern: Self.inFlightHere + 1)
+                defer { Self.flight.value = outer }
+                return try last(reached)
+            }
+            reached = try dispatch(bio, from: reached, to: end, lba: lba, write: write, depth: depth + 1, driver: driver, &done, last: last)
         }
         return reached
     }

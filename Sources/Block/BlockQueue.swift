@@ -46,7 +46,11 @@ public struct Submission: Sendable {
 /// map): carry out one bio over the buffer's pages, and make written data durable.
 public protocol BlockDriver: AnyObject, Sendable {
     /// submit_bio: the bio split to the queue's limits, its requests through the driver.
-    func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission
+    /// `behind` submits what goes after it (the next bios a task has in flight): a driver
+    /// whose requests wait for their completion calls it while its last request is in
+    /// flight, one that cannot calls it once the bio is done.
+    func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue,
+                   behind: () throws(Errno) -> Void) throws(Errno) -> Submission
     /// REQ_OP_FLUSH.
     func flush() throws(Errno)
 }
@@ -63,8 +67,9 @@ public protocol DMABlockDriver: BlockDriver {
 }
 
 extension DMABlockDriver {
-    public func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
-        try queue.dispatch(buffer, lba: lba, write: write, driver: self)
+    public func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue,
+                          behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
+        try queue.dispatch(buffer, lba: lba, write: write, driver: self, behind: behind)
     }
 }
 
@@ -123,11 +128,13 @@ public final class BlockQueue: Sendable {
     /// How long a request whose mapping fails (swiotlb full) is requeued before it fails.
     public static let requeueLimit = Duration.seconds(2)
 
-    /// One bio over the buffer's pages, through the driver.
+    /// One bio over the buffer's pages, through the driver; `behind` (see
+    /// BlockDriver.submitBio) runs while it is in flight.
     @discardableResult
-    public func submit(_ buffer: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Submission {
+    public func submit(_ buffer: RequestBuffer, lba: Int, write: Bool,
+                       behind: () throws(Errno) -> Void = {}) throws(Errno) -> Submission {
         guard let driver else { throw .noDevice }
-        return try driver.submitBio(buffer, lba: lba, write: write, on: self)
+        return try driver.submitBio(buffer, lba: lba, write: write, on: self, behind: behind)
     }
 
     /// A FLUSH through the driver: what was written is durable when it returns.
@@ -149,8 +156,9 @@ public final class BlockQueue: Sendable {
     /// queue's limits say): the covering sectors are placed in `buffer` at their page-cache
     /// offset; a write that does not cover whole sectors reads them first. `fill` puts the
     /// new bytes in before a write, `drain` takes them out after a read.
+    /// `behind` runs while the transfer's last bio is in flight (see submitBio).
     @discardableResult
-    public func transfer(_ buffer: RequestBuffer, write: Bool, offset: Int, count: Int,
+    public func transfer(_ buffer: RequestBuffer, write: Bool, offset: Int, count: Int, behind: () throws(Errno) -> Void = {},
                   _ data: (RequestBuffer, Int) throws(Errno) -> Void) throws(Errno) -> Submission {
         let (start, end) = Self.span(offset, count)
         guard end - start <= buffer.capacity else { throw .invalidArgument }
@@ -158,10 +166,10 @@ public final class BlockQueue: Sendable {
         defer { buffer.release() }
         var done = Submission()
         if !write || start != offset || end != offset + count {
-            done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: false)
+            done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: false, behind: write ? {} : behind)
         }
         try data(buffer, offset - start)
-        if write { done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: true) }
+        if write { done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: true, behind: behind) }
         return done
     }
 }

@@ -1,9 +1,12 @@
-// The `io` file: "<read|write|verify> <bytes> [count=N] [threads=N] [offset=B] [random]
-// [seed=S]". Each thread does `count` transfers of `bytes` through the driver; sequential
-// transfers follow each other from `offset` (thread t starts t * count transfers in),
-// random ones land on `bytes`-aligned offsets drawn from the seed. `write` puts the seeded
-// pattern on the disk, `verify` writes it and reads it back, failing with EIO on the
-// first byte that differs. The write returns when every transfer is done.
+// The `io` file: "<read|write|verify> <bytes> [count=N] [threads=N] [iodepth=N] [offset=B]
+// [random] [seed=S]". Each thread does `count` transfers of `bytes` through the driver,
+// `iodepth` of them in flight at once (fio's iodepth, with the batch submitted together:
+// each transfer's bios go out while the one before it is in flight, as one io_submit()
+// of them under a plug sends them); sequential transfers follow each other from `offset`
+// (thread t starts t * count transfers in), random ones land on `bytes`-aligned offsets
+// drawn from the seed. `write` puts the seeded pattern on the disk, `verify` writes a
+// batch and reads it back, failing with EIO on the first byte that differs. The write
+// returns when every transfer is done.
 import DMA
 import Glibc
 import Lib
@@ -17,11 +20,14 @@ public struct IOJob: Equatable, Sendable {
     public var bytes: Int
     public var count = 1
     public var threads = 1
+    public var iodepth = 1
     public var offset = 0
     public var random = false
     public var seed: UInt64 = 1
 
     public static let maxThreads = 64
+    /// fio's libaio takes any depth; past the largest tag set (NVMe's 1023) more only wait.
+    public static let maxIODepth = 1024
     public static let maxTransfers = 10_000_000
     /// The most one write moves (about a minute at this machine's copy speed): a job of a
     /// terabyte would hold its writer, and a FUSE thread, for hours.
@@ -43,12 +49,13 @@ public struct IOJob: Equatable, Sendable {
             case ("random", 1): random = true
             case ("count", 2): count = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxTransfers)))
             case ("threads", 2): threads = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxThreads)))
+            case ("iodepth", 2): iodepth = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxIODepth)))
             case ("offset", 2): offset = Int(try StoreParsing.size(parts[1], max: 1 << 50))
             case ("seed", 2): seed = try StoreParsing.number(parts[1])
             default: throw .invalidArgument
             }
         }
-        guard count >= 1, threads >= 1, count * threads <= Self.maxTransfers else { throw .invalidArgument }
+        guard count >= 1, threads >= 1, iodepth >= 1, count * threads <= Self.maxTransfers else { throw .invalidArgument }
     }
 
     /// The disk offset of thread `thread`'s transfer `index`.
@@ -148,27 +155,39 @@ public struct IOJob: Equatable, Sendable {
         }
     }
 
-    /// One thread's transfers, with its own request buffer; stops at the first error.
+    /// One thread's transfers, `iodepth` at a time, each with its own request buffer;
+    /// stops at the first error. A transfer's latency is its batch's.
     private func work(thread: Int, queue: BlockQueue, latencies: UnsafeMutableBufferPointer<Int>) -> ThreadResult {
         var result = ThreadResult()
         // Room for the transfer's sectors wherever they start in a page.
-        let buffer = queue.makeBuffer(capacity: max(queue.limits.maxTransfer, bytes + 2 * BlockLimits.sectorSize))
+        let buffers = (0..<min(iodepth, count)).map { _ in queue.makeBuffer(capacity: max(queue.limits.maxTransfer, bytes + 2 * BlockLimits.sectorSize)) }
+        var positions = [Int](repeating: 0, count: buffers.count)
         var generator = SplitMix(seed: seed &+ UInt64(thread) &* 0x1000_0000_01b3)
         var current = (offset: 0, write: false)
         do throws(Errno) {
-            for index in 0..<count {
-                let position = self.position(thread: thread, index: index, generator: &generator, capacity: queue.capacity)
+            var index = 0
+            while index < count {
+                let batch = min(buffers.count, count - index)
+                for k in 0..<batch {
+                    positions[k] = self.position(thread: thread, index: index + k, generator: &generator, capacity: queue.capacity)
+                }
                 let began = ContinuousClock.now
+                // A transfer that found swiotlb full behind the others of its batch goes
+                // again, first of what is left, once they completed.
                 if operation != .read {
-                    current = (position, true)
-                    result.add(try writePattern(queue, buffer, at: position))
+                    current = (positions[0], true)
+                    var sent = 0
+                    while sent < batch { sent = try writeBatch(queue, buffers, positions, batch, from: sent, &result) }
                 }
                 if operation != .write {
-                    current = (position, false)
-                    result.add(try readBack(queue, buffer, at: position, mismatch: &result.mismatch))
+                    current = (positions[0], false)
+                    var read = 0
+                    while read < batch { read = try readBatch(queue, buffers, positions, batch, from: read, &result) }
                 }
-                latencies[index] = Int((ContinuousClock.now - began).nanoseconds)
-                result.done += 1
+                let took = Int((ContinuousClock.now - began).nanoseconds)
+                for k in 0..<batch { latencies[index + k] = took }
+                result.done += batch
+                index += batch
             }
         } catch {
             if result.mismatch == nil {
@@ -179,10 +198,51 @@ public struct IOJob: Equatable, Sendable {
         return result
     }
 
+    /// Transfers k... of the batch written, each sent while the one before it is in
+    /// flight. Returns where it stopped: the batch's end, or a transfer whose bounce
+    /// buffers have to wait for the others' (EAGAIN from behind them).
+    private func writeBatch(_ queue: BlockQueue, _ buffers: [RequestBuffer], _ positions: [Int], _ batch: Int, from k: Int,
+                            _ result: inout ThreadResult) throws(Errno) -> Int {
+        var reached = k + 1
+        var behind = ThreadResult()
+        let sent = try writePattern(queue, buffers[k], at: positions[k]) { () throws(Errno) in
+            guard reached < batch else { return }
+            do throws(Errno) {
+                reached = try writeBatch(queue, buffers, positions, batch, from: reached, &behind)
+            } catch {
+                guard error == .resourceTemporarilyUnavailable else { throw error }
+            }
+        }
+        result.add(sent)
+        result.add(Submission(requests: behind.requests, bounced: behind.bounced))
+        return reached
+    }
+
+    private func readBatch(_ queue: BlockQueue, _ buffers: [RequestBuffer], _ positions: [Int], _ batch: Int, from k: Int,
+                           _ result: inout ThreadResult) throws(Errno) -> Int {
+        var reached = k + 1
+        var behind = ThreadResult()
+        defer {
+            result.add(Submission(requests: behind.requests, bounced: behind.bounced))
+            if result.mismatch == nil { result.mismatch = behind.mismatch }
+        }
+        let sent = try readBack(queue, buffers[k], at: positions[k], mismatch: &result.mismatch) { () throws(Errno) in
+            guard reached < batch else { return }
+            do throws(Errno) {
+                reached = try readBatch(queue, buffers, positions, batch, from: reached, &behind)
+            } catch {
+                guard error == .resourceTemporarilyUnavailable else { throw error }
+            }
+        }
+        result.add(sent)
+        return reached
+    }
+
     /// Writes the seeded pattern of disk bytes [position, position + bytes).
-    private func writePattern(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int) throws(Errno) -> Submission {
+    private func writePattern(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int,
+                              behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
         let (bytes, seed) = (self.bytes, self.seed)
-        return try queue.transfer(buffer, write: true, offset: position, count: bytes) { (buffer, at) throws(Errno) in
+        return try queue.transfer(buffer, write: true, offset: position, count: bytes, behind: behind) { (buffer, at) throws(Errno) in
             try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
                 DataPattern.fill(memory, offset: position + piece - at, count: length, seed: seed)
             }
@@ -191,11 +251,12 @@ public struct IOJob: Equatable, Sendable {
 
     /// Reads disk bytes [position, position + bytes); a verify checks them against the
     /// pattern and fails with EIO at the first that differs (its disk offset in `mismatch`).
-    private func readBack(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int, mismatch: inout Int?) throws(Errno) -> Submission {
+    private func readBack(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int, mismatch: inout Int?,
+                          behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
         let (bytes, seed, verify) = (self.bytes, self.seed, operation == .verify)
         var found: Int?
-        defer { mismatch = found }
-        return try queue.transfer(buffer, write: false, offset: position, count: bytes) { (buffer, at) throws(Errno) in
+        defer { if found != nil { mismatch = found } }
+        return try queue.transfer(buffer, write: false, offset: position, count: bytes, behind: behind) { (buffer, at) throws(Errno) in
             guard verify else { return }
             try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
                 if let bad = DataPattern.firstMismatch(memory, offset: position + piece - at, count: length, seed: seed) {

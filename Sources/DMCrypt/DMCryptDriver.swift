@@ -170,8 +170,16 @@ public final class DMCryptDriver: DiskDriver {
     // MARK: - I/O (crypt_map, kcryptd_crypt_write_convert, kcryptd_crypt_read_convert)
 
     /// crypt_map(): a bio of more than BIO_MAX_VECS pages is taken a piece of that size at a
-    /// time (dm_accept_partial_bio()); the pieces share the bio's pages.
-    public func submitBio(_ bio: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
+    /// time (dm_accept_partial_bio()); the pieces share the bio's pages. The bio is done
+    /// (written through or read and decrypted) before what goes behind it is sent.
+    public func submitBio(_ bio: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue,
+                          behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
+        let sent = try submitBio(bio, lba: lba, write: write, on: queue)
+        try behind()
+        return sent
+    }
+
+    private func submitBio(_ bio: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
         guard let target = target.withLock({ $0 }) else { throw .noDevice }
         let context = target.contexts.withLock { $0.popLast()?.value } ?? CryptContext(ram: queue.device.ram, limits: queue.limits)
         defer { target.contexts.withLock { $0.append(UnsafeSendable(context)) } }

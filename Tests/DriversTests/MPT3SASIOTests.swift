@@ -166,7 +166,8 @@ struct SGE: Equatable, CustomStringConvertible {
     }
 
     @Test(arguments: ["", "fetch 4096", "read", "read 0", "read 4096 count=0", "read 4096 threads=65", "read 4096 bogus=1",
-                      "read 4096 count=2 count=3", "read 4096 offset=64M", "read 65M", "read 4096 offset=-1"])
+                      "read 4096 count=2 count=3", "read 4096 offset=64M", "read 65M", "read 4096 offset=-1",
+                      "read 4096 iodepth=0", "read 4096 iodepth=1025", "read 4096 iodepth=2 iodepth=2", "read 4096 iodepth"])
     func badJobsChangeNothing(_ job: String) throws {
         let (machine, hba) = try hba()
         defer { withExtendedLifetime(machine) {} }

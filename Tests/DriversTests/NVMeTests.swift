@@ -206,6 +206,33 @@ import Testing
         try nvme.io("read 4K")  // a tag is still there for it
     }
 
+    /// iodepth: a thread's transfers in flight together. A 256 KiB read that bounces is
+    /// 252 KiB (a "prp list page") and 4 KiB; two at once leave the pool two pages, as
+    /// Debian's 6.12 leaves after two parallel 256 KiB direct readers (`prp list page 0 2
+    /// 4096 2`). The tags bound it: with io_queue_depth 3 (two tags) one transfer's two
+    /// requests hold both, the next waits for them, one list at a time; five tags, two.
+    @Test(arguments: [(1, 64, 1), (2, 64, 2), (8, 64, 8), (8, 3, 1), (8, 5, 2)])
+    func iodepthPutsATasksTransfersInFlightTogether(iodepth: Int, queueDepth: Int, lists: Int) throws {
+        let devices = try smallDevices(ram: 8 << 30, nslabs: 8192)
+        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 io_queue_depth=\(queueDepth)")
+        try nvme.io("read 256K count=16 iodepth=\(iodepth)")
+        let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
+        #expect(pool.counters.blocks == lists && pool.counters.active == 0)
+        #expect(nvme.statsText.contains("\nios 32\n") && nvme.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// Eight 256 KiB transfers in flight need 2 MiB of bounce buffers; a fixed 1 MiB
+    /// swiotlb holds four. The fifth finds it full behind the others and goes again once
+    /// they completed, so the job still verifies, four at a time.
+    @Test(.timeLimit(.minutes(1))) func iodepthPastAFullSwiotlbWaitsForTheTransfersAhead() throws {
+        let devices = try smallDevices(ram: 8 << 30, nslabs: 512, dynamic: false)
+        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32")
+        try nvme.io("verify 256K count=24 iodepth=8 random seed=5")
+        #expect(nvme.statsText.contains("\nerrors 0\n"))
+        let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
+        #expect(pool.counters.blocks == 4 && pool.counters.active == 0)
+    }
+
     @Test func probeMakesTheDescriptorPools() throws {
         let (machine, nvme) = try controller()
         defer { withExtendedLifetime(machine) {} }
