@@ -24,7 +24,8 @@ import TestSupport
     }
 
     /// The limits line and each workload's P and D lines; `dd ... bs=B count=N` on `disk`
-    /// becomes the `io` job `read B count=N` (or write).
+    /// becomes the `io` job `read B count=N` (or write), `/aio-read disk B N D` the job
+    /// `read B count=N iodepth=D`.
     static func workloads(_ file: String, disk: String) throws -> (limits: String, [Workload]) {
         let text = try String(contentsOf: fixtureDirectory.appendingPathComponent(file), encoding: .utf8)
         var limits = "", all: [Workload] = []
@@ -39,6 +40,9 @@ import TestSupport
                     return parts.count == 2 ? (parts[0], parts[1]) : nil
                 }, uniquingKeysWith: { a, _ in a })
                 all[all.count - 1].job = "\(operands["of"] == disk ? "write" : "read") \(operands["bs"]!) count=\(operands["count"]!)"
+            case "script" where words.count == 6 && words[1] == "/aio-read" && words[2] == disk:
+                // aio-read DEVICE BYTES COUNT DEPTH (tools/oracle/aio-read.c): io's iodepth.
+                all[all.count - 1].job = "read \(words[3]) count=\(words[4]) iodepth=\(words[5])"
             case "P", "D", "failed", "E": all[all.count - 1].lines.append(line)
             default: break
             }

@@ -64,6 +64,7 @@ for release in $kernels; do
 	cp tools/dmaemu-record "$initrd/dmaemu-record"
 	cp -r tools/oracle/workloads "$initrd/workloads"
 	cp tools/oracle/dmcrypt-check "$initrd/dmcrypt-check"
+	gcc -static -O2 -o "$initrd/aio-read" tools/oracle/aio-read.c || die "aio-read.c did not build (gcc, libc6-dev)"
 	# nvme and what it needs, in load order, for the workloads on QEMU's NVMe disk, and
 	# dm-crypt for aes-xts-plain64.
 	case $release in
