@@ -177,12 +177,20 @@ public struct IOJob: Equatable, Sendable {
                 if operation != .read {
                     current = (positions[0], true)
                     var sent = 0
-                    while sent < batch { sent = try writeBatch(queue, buffers, positions, batch, from: sent, &result) }
+                    while sent < batch {
+                        sent = try sendBatch(from: sent, to: batch, &result) { (k, _, behind) throws(Errno) in
+                            try writePattern(queue, buffers[k], at: positions[k], behind: behind)
+                        }
+                    }
                 }
                 if operation != .write {
                     current = (positions[0], false)
                     var read = 0
-                    while read < batch { read = try readBatch(queue, buffers, positions, batch, from: read, &result) }
+                    while read < batch {
+                        read = try sendBatch(from: read, to: batch, &result) { (k, result, behind) throws(Errno) in
+                            try readBack(queue, buffers[k], at: positions[k], mismatch: &result.mismatch, behind: behind)
+                        }
+                    }
                 }
                 let took = Int((ContinuousClock.now - began).nanoseconds)
                 for k in 0..<batch { latencies[index + k] = took }
@@ -198,42 +206,31 @@ public struct IOJob: Equatable, Sendable {
         return result
     }
 
-    /// Transfers k... of the batch written, each sent while the one before it is in
-    /// flight. Returns where it stopped: the batch's end, or a transfer whose bounce
-    /// buffers have to wait for the others' (EAGAIN from behind them).
-    private func writeBatch(_ queue: BlockQueue, _ buffers: [RequestBuffer], _ positions: [Int], _ batch: Int, from k: Int,
-                            _ result: inout ThreadResult) throws(Errno) -> Int {
-        var reached = k + 1
-        var behind = ThreadResult()
-        let sent = try writePattern(queue, buffers[k], at: positions[k]) { () throws(Errno) in
-            guard reached < batch else { return }
-            do throws(Errno) {
-                reached = try writeBatch(queue, buffers, positions, batch, from: reached, &behind)
-            } catch {
-                guard error == .resourceTemporarilyUnavailable else { throw error }
-            }
-        }
-        result.add(sent)
-        result.add(Submission(requests: behind.requests, bounced: behind.bounced))
-        return reached
-    }
-
-    private func readBatch(_ queue: BlockQueue, _ buffers: [RequestBuffer], _ positions: [Int], _ batch: Int, from k: Int,
-                           _ result: inout ThreadResult) throws(Errno) -> Int {
+    /// Transfers k... of a batch, each sent by `send` while the one before it is in flight.
+    /// Returns where it stopped: the batch's end, or a transfer whose bounce buffers have
+    /// to wait for the others' (EAGAIN from behind them).
+    private func sendBatch(from k: Int, to batch: Int, _ result: inout ThreadResult,
+                           _ send: (Int, inout ThreadResult, () throws(Errno) -> Void) throws(Errno) -> Submission) throws(Errno) -> Int {
         var reached = k + 1
         var behind = ThreadResult()
         defer {
             result.add(Submission(requests: behind.requests, bounced: behind.bounced))
             if result.mismatch == nil { result.mismatch = behind.mismatch }
         }
-        let sent = try readBack(queue, buffers[k], at: positions[k], mismatch: &result.mismatch) { () throws(Errno) in
-            guard reached < batch else { return }
-            do throws(Errno) {
-                reached = try readBatch(queue, buffers, positions, batch, from: reached, &behind)
-            } catch {
-                guard error == .resourceTemporarilyUnavailable else { throw error }
+        // `send` is called again from inside its own call (a batch nests), which Swift's
+        // exclusivity check refuses for a non-escaping closure; nothing keeps it past this.
+        let sent = try withoutActuallyEscaping(send) { send in
+            Result { () throws(Errno) in
+                try send(k, &result) { () throws(Errno) in
+                    guard reached < batch else { return }
+                    do throws(Errno) {
+                        reached = try sendBatch(from: reached, to: batch, &behind, send)
+                    } catch {
+                        guard error == .resourceTemporarilyUnavailable else { throw error }
+                    }
+                }
             }
-        }
+        }.get()
         result.add(sent)
         return reached
     }
