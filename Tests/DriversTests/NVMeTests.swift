@@ -1,4 +1,5 @@
 import Block
+import Foundation
 import DMA
 @testable import Drivers
 import Lib
@@ -231,6 +232,31 @@ import Testing
         #expect(nvme.statsText.contains("\nerrors 0\n"))
         let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
         #expect(pool.counters.blocks == 4 && pool.counters.active == 0)
+    }
+
+    /// Remove while a job is in flight on two threads, four transfers deep
+    /// (blk_mq_freeze_queue(): remove waits for the I/O in flight): the job finishes, every
+    /// bounce buffer is unmapped, and a second probe serves I/O from fresh pools.
+    @Test(.timeLimit(.minutes(1))) func removeWhileAJobIsInFlightDrainsIt() throws {
+        let (machine, nvme) = try controller(ram: 8 << 30, "dma_mask_bits=32")
+        defer { withExtendedLifetime(machine) {} }
+        final class Outcome: @unchecked Sendable {  // written by the job's thread before `done`
+            var error: Errno?
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        Thread.detachNewThread {
+            do throws(Errno) { try nvme.io("verify 256K count=400 threads=2 iodepth=4 random") } catch { outcome.error = error }
+            outcome.done.signal()
+        }
+        usleep(50_000)  // the job is well under way (it moves 400 MiB)
+        try nvme.remove()
+        outcome.done.wait()
+        #expect(outcome.error == nil)
+        #expect(machine.platform.swiotlb?.used == 0)
+        try nvme.probe()
+        try nvme.io("verify 1M count=2")
+        #expect(nvme.active("prp list page") == 0 && nvme.statsText.contains("\nerrors 0\n"))
     }
 
     @Test func probeMakesTheDescriptorPools() throws {
