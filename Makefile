@@ -4,6 +4,10 @@ SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 # limits of tools/limits need.
 DEBS   := gcc libc6-dev pkg-config libfuse3-dev libssl-dev openssl fuse3 e2fsprogs util-linux mount kmod passwd strace iproute2 procps fio
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# TOMLKit's toml++ asserts, in every build (SwiftPM sets no NDEBUG), where its parser
+# would report an error: a '}' where an array expects a value ("dma=[[}t", found by the
+# config fuzzer) aborted dmaemud. Built with NDEBUG it says "could not determine value type".
+TOML   := -Xcxx -DNDEBUG
 BENCH_OUT ?= bench-results
 PREFIX ?= /usr/local
 MOUNTPOINT ?= /mnt
@@ -26,10 +30,10 @@ default-config:
 	  cat Config/dmaemu.toml; printf '"""#\n'; } > Sources/Daemon/DefaultConfig.swift
 
 build:
-	$(SWIFT) build
+	$(SWIFT) build $(TOML)
 
 test: deps build check-architecture
-	$(SWIFT) test
+	$(SWIFT) test $(TOML)
 	tools/testing/record-test.sh
 	tools/testing/map-benchmark-test.sh
 	$(MAKE) bench-malloc
@@ -40,15 +44,15 @@ check-architecture:
 
 # The default machine mounted at $(MOUNTPOINT), in the foreground; Ctrl-C unmounts.
 run: deps
-	$(SWIFT) build -c release --product dmaemud
+	$(SWIFT) build $(TOML) -c release --product dmaemud
 	mkdir -p $(MOUNTPOINT)
 	.build/release/dmaemud $(MOUNTPOINT)
 
 # The Swift runtime is linked in (--static-swift-stdlib): the installed daemon needs only
 # libfuse3, not the toolchain. Under DESTDIR (a package, a VM image) systemd is not told.
 install: deps
-	$(SWIFT) build -c release --product dmaemud --static-swift-stdlib --scratch-path .build-static
-	$(SWIFT) build -c release --product dmaemu-replay --static-swift-stdlib --scratch-path .build-static
+	$(SWIFT) build $(TOML) -c release --product dmaemud --static-swift-stdlib --scratch-path .build-static
+	$(SWIFT) build $(TOML) -c release --product dmaemu-replay --static-swift-stdlib --scratch-path .build-static
 	install -D -m 0755 .build-static/release/dmaemud $(DESTDIR)$(PREFIX)/bin/dmaemud
 	install -D -m 0755 .build-static/release/dmaemu-replay $(DESTDIR)$(PREFIX)/bin/dmaemu-replay
 	install -D -m 0755 tools/dmaemu-record $(DESTDIR)$(PREFIX)/bin/dmaemu-record
@@ -69,8 +73,8 @@ uninstall:
 # Every benchmark, with the C limits of tools/limits measured in the same run:
 # $(BENCH_OUT)/results.json, report.md and the SVG plots (about 8 minutes on 2 cores).
 bench: deps
-	$(SWIFT) build -c release --product dmaemu-bench
-	$(SWIFT) build -c release --product dmaemud
+	$(SWIFT) build $(TOML) -c release --product dmaemu-bench
+	$(SWIFT) build $(TOML) -c release --product dmaemud
 	.build/release/dmaemu-bench all --out $(BENCH_OUT)
 
 # The micro-benchmarks of Benchmarks/ (package-benchmark), each hot path one operation
@@ -85,7 +89,7 @@ bench-malloc:
 # (running `make bench` first when there is none).
 bench-docs:
 	[ -e $(BENCH_OUT)/results.json ] || $(MAKE) bench
-	$(SWIFT) build -c release --product dmaemu-bench
+	$(SWIFT) build $(TOML) -c release --product dmaemu-bench
 	.build/release/dmaemu-bench docs --results $(BENCH_OUT)/results.json --page docs/benchmarks.md --docs docs
 
 # The whole test suite under ThreadSanitizer, then under AddressSanitizer (with its leak
@@ -95,9 +99,9 @@ bench-docs:
 # without pthread_cancel, which TSan could not follow in libfuse's (google/sanitizers#646).
 SANITIZE_TESTS := debug/dmaemuPackageTests.xctest --testing-library swift-testing
 sanitize: deps
-	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) build $(TOML) --build-tests --sanitize=thread --scratch-path .build-tsan
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch $$(uname -m) -R .build-tsan/$(SANITIZE_TESTS)
-	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	$(SWIFT) build $(TOML) --build-tests --sanitize=address --scratch-path .build-asan
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Fuzz/lsan.supp .build-asan/$(SANITIZE_TESTS)
 
 # libFuzzer (with AddressSanitizer) on every parser of written text, $(FUZZ_SECONDS) s per
@@ -109,7 +113,7 @@ FUZZ_TARGETS := store io map_benchmark swiotlb config trace
 fuzz: deps
 	@mkdir -p Fuzz/.work
 	@# The linker warns about every ASan symbol it cannot export: the log keeps them.
-	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address > .work/build.log 2>&1 || \
+	cd Fuzz && $(SWIFT) build $(TOML) -Xswiftc -sanitize=fuzzer,address > .work/build.log 2>&1 || \
 	  { grep -v "Cannot export local symbol" .work/build.log | tail -30; exit 1; }
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p Fuzz/.work/$$t; \

@@ -78,6 +78,9 @@ import Testing
         ("a = \"\"\"\n#\"\"\n\u{7F}\"\"\"\n", "t.toml:3: control character 0x7f (TOML allows only tab)"),
         ("[[[1]]]\n", "t.toml:1: a table header needs a key (a bare key or a quoted one)"),
         ("[machine]\n  [\nram = 1\n", "t.toml:2: a table header needs a key (a bare key or a quoted one)"),
+        // A '}' where an array expects a value: toml++ asserts unless built with NDEBUG
+        // (the Makefile's TOML flags), where it reports the error.
+        ("dma = [[}t\n", "t.toml:1: "), ("[machine]\nram = [ 1,\n }\n", "t.toml:3: "),
     ])
     func errorsNameTheKeyAndLine(_ text: String, _ expected: String) {
         do {
