@@ -29,4 +29,7 @@ public final class TagSet: Sendable {
     }
 
     public func put(_ tag: Int) { free.withLock { $0.append(tag) } }
+
+    /// The tags no request holds.
+    public var available: Int { free.withLock { $0.count } }
 }

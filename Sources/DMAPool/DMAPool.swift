@@ -147,6 +147,29 @@ public final class DMAPool: DevicePool, @unchecked Sendable {  // every field is
             .poolInfoLine(active: active, blocks: blocks, pages: pages)
     }
 
+    /// One page of the pre-6.4 pool: its dma, in_use and free offsets in chain order.
+    package struct PageChain: Equatable {
+        package let dma: DMAAddr
+        package let inUse: Int
+        package let free: [Int]
+    }
+
+    /// The free blocks in the order alloc takes them, as the oracle module reads them out
+    /// of a real kernel's pool: 6.4+'s stack (each block's dma), or the legacy pool's
+    /// pages from page_list's head with their chains. nil for rbtree, which no kernel had.
+    package enum FreeList: Equatable {
+        case stack([DMAAddr])
+        case pages([PageChain])
+    }
+
+    package var freeList: FreeList? {
+        switch engine {
+        case .stack(let pool): .stack(pool.takeUnretainedValue().freeBlocks)
+        case .legacy(let pool): .pages(pool.takeUnretainedValue().pageChains)
+        case .rbtree: nil
+        }
+    }
+
     /// For tests of the rbtree engine: page count and black height (nil if unbalanced).
     package var treeShape: (pages: Int, blackHeight: Int?)? {
         if case .rbtree(let pool) = engine { return pool.takeUnretainedValue().treeShape }

@@ -48,6 +48,18 @@ extension PoolContext {
         chain.offset = offset
     }
 
+    /// The page's free offsets in chain order, from its first; as many as it may have at
+    /// most, so that a chain a driver made circular ends.
+    func chainOffsets(_ chain: ChainPage) -> [Int] {
+        var offsets: [Int] = []
+        var link = chain.offset
+        while link >= 0 && link < allocation && offsets.count < geometry.blockOffsets.count {
+            offsets.append(link)
+            link = Int(UInt32(bitPattern: (chain.page.vaddr + link).loadUnaligned(as: Int32.self)))
+        }
+        return offsets
+    }
+
     /// Walks the page's chain looking for `offset`. It gives up after more links than the
     /// page has blocks, so a chain a buggy driver made circular cannot hang the walk
     /// (Tony Battersby's "freelist corrupted" guard; legacy had none and looped forever).

@@ -27,6 +27,13 @@ final class LegacyPool: @unchecked Sendable {  // block memory is only touched u
         }
     }
 
+    /// page_list from its head, the newest page: each page's in_use and its chain.
+    var pageChains: [DMAPool.PageChain] {
+        state.withLock { state in
+            state.pages.reversed().map { .init(dma: $0.page.dma, inUse: $0.inUse, free: context.chainOffsets($0)) }
+        }
+    }
+
     /// The corresponding kernel function is `dma_pool_alloc()` (v6.3).
     func alloc(zero: Bool, gfp: GFP) -> (cpu: UnsafeMutableRawPointer, dma: DMAAddr)? {
         let allocation = context.allocation

@@ -35,6 +35,19 @@ final class StackPool: @unchecked Sendable {  // block memory is only touched un
         state.withLock { ($0.nrActive, $0.nrBlocks, $0.pages.count) }
     }
 
+    /// The free stack from its top, each block by its dma: the order alloc takes them in.
+    var freeBlocks: [DMAAddr] {
+        state.withLock { state in
+            var dmas: [DMAAddr] = []
+            var block = state.nextBlock
+            while let current = block, dmas.count < state.nrBlocks {
+                dmas.append(current.loadUnaligned(fromByteOffset: 8, as: DMAAddr.self))
+                block = UnsafeMutableRawPointer(bitPattern: current.loadUnaligned(as: UInt.self))
+            }
+            return dmas
+        }
+    }
+
     /// The corresponding kernel function is `dma_pool_alloc()`. Takes the pool lock once,
     /// twice when a page must be added (the page is allocated with the lock dropped).
     @inline(__always)

@@ -100,4 +100,37 @@ import Testing
         #expect(throws: Errno.ioError) { try controller.run(frame: 0x7fff_f000) }
         #expect(devices.kmsg.contains("megaraid_sas: frame 0x7ffff000: frame not readable"))
     }
+
+    /// The kernel trusts the firmware's SGE count: megasas_build_ldio() writes as many
+    /// elements as the request has, and with a firmware that allows 255 (fw_sge) and 12-byte
+    /// megasas_sge64 elements an SGL of 83 runs past the 1024-byte frame into the next
+    /// command's. dmaemu refuses it before the frame is written: EIO and a log line, every
+    /// frame as it was, the command given back. 82 elements, (1024 - 0x28) / 12, still fit.
+    @Test func anSGLThatWouldRunPastItsFrameFailsBeforeAnyFrameIsWritten() throws {
+        let (devices, hba) = try controller(ram: 1 << 30, "fw_ieee=0 fw_sge=255")
+        let driver = try #require(hba.driver as? MegaRAIDSASDriver)
+        let instance = try #require(driver.instance.withLock { $0 })
+        #expect(hba.queue?.limits.maxSegments == 255)
+        let phys = try #require(devices.ram.allocPages(order: 6))
+        defer { devices.ram.freePages(phys, order: 6) }
+        let list = UnsafeMutableBufferPointer<ScatterEntry>.allocate(capacity: 83)
+        defer { list.deallocate() }
+        for i in 0..<list.count {
+            list[i] = ScatterEntry(phys: phys + UInt64(i * 1024), length: 512)  // never adjacent: one element each
+            (list[i].dmaAddress, list[i].dmaLength) = (list[i].phys, 512)
+        }
+        func frames() -> [UInt8] { instance.frames.flatMap { Array(UnsafeRawBufferPointer(start: $0.cpu, count: MFIFrame.size)) } }
+        let before = frames()
+        #expect(throws: Errno.ioError) {
+            try driver.execute(BlockCommand(write: false, lba: 0, sectors: 83), list, inFlight: {})
+        }
+        #expect(devices.kmsg.contains("megaraid_sas: build_ld_io: sge_count = 83 does not fit the frame"))
+        let unchanged = frames() == before
+        #expect(unchanged, "a frame was written")
+        #expect(instance.commands.available == 1000 - 1 - MegaRAIDSASDriver.internalCommands)
+        let fits = UnsafeMutableBufferPointer(rebasing: list[0..<82])
+        try driver.execute(BlockCommand(write: false, lba: 0, sectors: 82), fits, inFlight: {})
+        try hba.io("verify 4K count=64 threads=2")
+        #expect(hba.statsText.contains("\nerrors 0\n"))
+    }
 }

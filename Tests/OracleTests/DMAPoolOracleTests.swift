@@ -8,12 +8,16 @@ import Testing
 /// held against dmaemu's engines with no VM: each script of dmaemu_oracle.ko run on the
 /// generation the kernel has (6.1: legacy, 6.12: stack), every block's page (numbered in
 /// the order the pool's pages were first seen) and offset in it, in allocation order,
-/// and the device's `pools` file at the end.
+/// the free list at each `list` step (6.12: the pool's stack; 6.1: each page from the
+/// head of page_list, its in_use and in-page chain, read from the kernel's private structs
+/// at the offsets its BTF gives), and the device's `pools` file at the end.
 struct OracleExperiment {
     var name: String
     var script: String
     /// Each alloc's (page, offset), nil where it failed.
     var blocks: [(page: Int, offset: Int)?] = []
+    /// Each `list` step's lines: "C page in_use" (6.1) and "L page offset".
+    var lists: [[String]] = []
     var pools: [String] = []
 }
 
@@ -29,6 +33,10 @@ func experiments(_ file: String) throws -> [OracleExperiment] {
         case "script": all[all.count - 1].script = String(line.dropFirst(7))
         case "A":
             all[all.count - 1].blocks.append(words[2] == "failed" ? nil : (Int(words[2])!, Int(words[3])!))
+        case "list": all[all.count - 1].lists.append([])
+        case "C", "L":
+            let experiment = all.count - 1
+            all[experiment].lists[all[experiment].lists.count - 1].append(String(line))
         case "P": all[all.count - 1].pools.append(String(line.dropFirst(2)))
         default: break
         }
@@ -44,6 +52,7 @@ struct OracleRun {
     var live: [(cpu: UnsafeMutableRawPointer, dma: DMAAddr)?] = []
     var pages: [DMAAddr] = []
     var blocks: [(page: Int, offset: Int)?] = []
+    var lists: [[String]] = []
 
     init() throws {
         device = Device(name: "dmaemu_oracle.0", ram: try PhysicalMemory(size: 1 << 30), bus: "platform")
@@ -64,10 +73,18 @@ struct OracleRun {
                 for _ in 0..<numbers[0] { alloc() }
             case "free":
                 free(words[1], numbers)
+            case "list":
+                lists.append(list())
             default:
                 Issue.record("unknown step \(step)")
             }
         }
+    }
+
+    /// The pool's n-th page seen, as the module's pool_page() numbers them.
+    mutating func page(_ base: DMAAddr) -> Int {
+        if !pages.contains(base) { pages.append(base) }
+        return pages.firstIndex(of: base)!
     }
 
     mutating func alloc() {
@@ -76,9 +93,27 @@ struct OracleRun {
             return
         }
         let base = block.dma & ~DMAAddr(pageBytes - 1)
-        if !pages.contains(base) { pages.append(base) }
-        blocks.append((pages.firstIndex(of: base)!, Int(block.dma - base)))
+        blocks.append((page(base), Int(block.dma - base)))
         live.append(block)
+    }
+
+    /// The module's do_list(), read from the engine instead of the kernel's structs.
+    mutating func list() -> [String] {
+        switch pool!.freeList {
+        case .stack(let dmas):
+            return dmas.map { dma in
+                let base = dma & ~DMAAddr(pageBytes - 1)
+                return "L \(page(base)) \(dma - base)"
+            }
+        case .pages(let chains):
+            return chains.flatMap { chain in
+                let index = page(chain.dma)
+                return ["C \(index) \(chain.inUse)"] + chain.free.map { "L \(index) \($0)" }
+            }
+        case nil:
+            Issue.record("no free list to read")
+            return []
+        }
     }
 
     mutating func free(_ order: String, _ numbers: [Int]) {
@@ -126,6 +161,7 @@ struct OracleRun {
         let algorithm = Self.kernels.first { $0.file == file }!.algorithm
         let all = try experiments(file)
         #expect(all.count >= 12)
+        #expect(all.filter { !$0.lists.isEmpty }.count >= 12, "every experiment reads its free list")
         for experiment in all {
             var run = try OracleRun()
             try run.run(experiment.script, algorithm)
@@ -133,10 +169,19 @@ struct OracleRun {
             if let first = zip(run.blocks, experiment.blocks).enumerated().first(where: { $0.element.0?.page != $0.element.1?.page || $0.element.0?.offset != $0.element.1?.offset }) {
                 Issue.record("\(file) \(experiment.name): alloc \(first.offset) at \(String(describing: first.element.0)), the kernel's at \(String(describing: first.element.1))")
             }
+            #expect(run.lists.count == experiment.lists.count, "\(experiment.name): list steps")
+            for (step, (ours, kernels)) in zip(run.lists, experiment.lists).enumerated() {
+                guard let first = (0..<max(ours.count, kernels.count)).first(where: { ours[safe: $0] != kernels[safe: $0] }) else { continue }
+                Issue.record("\(file) \(experiment.name): list \(step), line \(first): \(ours[safe: first] ?? "the end"), the kernel's \(kernels[safe: first] ?? "the end")")
+            }
             let pools = ["poolinfo - 0.1", String(run.pool!.poolInfoLine().dropLast())]
             #expect(pools == experiment.pools, "\(file) \(experiment.name)")
             for block in run.live { run.pool!.free(block!.cpu, dma: block!.dma) }
             run.pool!.destroy()
         }
     }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }

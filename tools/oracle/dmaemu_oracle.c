@@ -11,6 +11,13 @@
  *   free ORDER COUNT             dma_pool_free() of COUNT live blocks (0: all it picks):
  *                                fwd and rev from either end, even and odd by position
  *   free rand SEED COUNT         COUNT blocks picked by glibc's TYPE_0 LCG from SEED
+ *   list                         the pool's free blocks in the order alloc takes them:
+ *                                "list", then on 6.4+ "L <page> <offset>" for each block of
+ *                                the pool's free stack; before 6.4, for each page from the
+ *                                head of page_list, "C <page> <in_use>" and its in-page
+ *                                chain as L lines. struct dma_pool is private to
+ *                                mm/dmapool.c: oracle.sh takes the members' offsets from the
+ *                                kernel's BTF with pahole into oracle_layout.h.
  *
  * Each alloc prints "oracle: A <n> <page> <offset>": its page as the pool's n-th page
  * seen (by the page's dma address, pages being buddy blocks of the pool's allocation),
@@ -38,6 +45,7 @@
 #include <linux/platform_device.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include "oracle_layout.h"
 
 static char *script = "";
 module_param(script, charp, 0444);
@@ -186,6 +194,50 @@ static void do_free(const char *order, unsigned int a, unsigned int b)
 	compact();
 }
 
+#define MEMBER(type, base, offset) (*(type *)((char *)(base) + (offset)))
+
+/* The free list as mm/dmapool.c keeps it, read through the BTF offsets. */
+static void do_list(void)
+{
+	pr_info("oracle: list\n");
+#ifdef ORACLE_DMA_POOL_NEXT_BLOCK
+	{
+		void *block = MEMBER(void *, pool, ORACLE_DMA_POOL_NEXT_BLOCK);
+		int n = 0;
+
+		/* A block links to the next one popped; a circular chain would be a kernel bug. */
+		while (block && n++ < MAX_BLOCKS * 4) {
+			dma_addr_t dma = MEMBER(dma_addr_t, block, ORACLE_DMA_BLOCK_DMA);
+			dma_addr_t base = dma & ~((dma_addr_t)page_bytes - 1);
+
+			pr_info("oracle: L %d %llu\n", pool_page(base), (unsigned long long)(dma - base));
+			block = MEMBER(void *, block, ORACLE_DMA_BLOCK_NEXT_BLOCK);
+		}
+	}
+#else
+	{
+		struct list_head *head = (struct list_head *)((char *)pool + ORACLE_DMA_POOL_PAGE_LIST);
+		size_t allocation = MEMBER(size_t, pool, ORACLE_DMA_POOL_ALLOCATION);
+		struct list_head *at;
+
+		for (at = head->next; at != head; at = at->next) {
+			void *page = (char *)at - ORACLE_DMA_PAGE_PAGE_LIST;
+			char *vaddr = MEMBER(char *, page, ORACLE_DMA_PAGE_VADDR);
+			int index = pool_page(MEMBER(dma_addr_t, page, ORACLE_DMA_PAGE_DMA));
+			unsigned int offset = MEMBER(unsigned int, page, ORACLE_DMA_PAGE_OFFSET);
+			int n = 0;
+
+			pr_info("oracle: C %d %u\n", index, MEMBER(unsigned int, page, ORACLE_DMA_PAGE_IN_USE));
+			/* The chain ends at an offset past the page: each free block's first int links on. */
+			while (offset < allocation && n++ < MAX_BLOCKS) {
+				pr_info("oracle: L %d %u\n", index, offset);
+				offset = *(unsigned int *)(vaddr + offset);
+			}
+		}
+	}
+#endif
+}
+
 static int run(char *text)
 {
 	char *step;
@@ -204,6 +256,8 @@ static int run(char *text)
 		} else if (sscanf(step, "alloc %u", &x) == 1 && pool) {
 			if (do_alloc(x))
 				return -ENOSPC;
+		} else if (!strcmp(strim(step), "list") && pool) {
+			do_list();
 		} else if (sscanf(step, "device %u", &x) == 1) {
 			dma_set_min_align_mask(&pdev->dev, x);
 		} else if (!strcmp(strim(step), "sync")) {

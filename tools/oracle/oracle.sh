@@ -24,7 +24,7 @@ die() { echo "oracle: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (apt, /usr/src, the guests' modules)"
 . tools/testing/vm/lib.sh
-VM_HOST_DEBS="qemu-system-x86 busybox-static cpio gcc make dmsetup"
+VM_HOST_DEBS="qemu-system-x86 busybox-static cpio gcc make dmsetup pahole xz-utils zstd"
 vm_host_deps
 need=""
 for release in $kernels; do
@@ -35,6 +35,33 @@ if [ -n "$need" ]; then
 	apt-get update -q >/dev/null
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need >/dev/null
 fi
+
+# The kernel's vmlinux out of its bzImage (boot protocol 2.08: the payload starts
+# payload_offset past the setup sectors and ends with the 4-byte decompressed size), for
+# its BTF. Debian compresses 6.1 with xz and 6.12 with zstd.
+vmlinux_of() {
+	setup=$(od -An -tu1 -j 497 -N1 "$1" | tr -d ' ')
+	offset=$(od -An -tu4 -j 584 -N4 "$1" | tr -d ' ')
+	length=$(od -An -tu4 -j 588 -N4 "$1" | tr -d ' ')
+	tail -c +$(((setup + 1) * 512 + offset + 1)) "$1" | head -c $((length - 4)) >"$2.payload"
+	case $(od -An -tx1 -N4 "$2.payload" | tr -d ' ') in
+	28b52ffd) zstd -q -dc "$2.payload" >"$2" ;;
+	*) xz -dc "$2.payload" >"$2" ;;
+	esac
+	rm -f "$2.payload"
+}
+
+# oracle_layout.h: the offsets of mm/dmapool.c's private structs' members in this
+# kernel, from its BTF (pahole), as ORACLE_<STRUCT>_<MEMBER>; a member the kernel's
+# structs lack is left undefined, which is how the module tells the generations apart.
+btf_layout() {
+	for member in dma_pool.next_block dma_pool.page_list dma_pool.allocation dma_block.next_block dma_block.dma \
+		dma_page.page_list dma_page.vaddr dma_page.dma dma_page.in_use dma_page.offset; do
+		at=$(pahole -C "${member%.*}" "$1" 2>/dev/null | awk -v m="${member#*.}" \
+			'$0 ~ "[ *]" m "(\\[[0-9]+\\])?;" { sub(/.*\/\*[ \t]*/, ""); print $1; exit }')
+		if [ -n "$at" ]; then echo "#define ORACLE_$(echo "$member" | tr a-z. A-Z_) $at"; fi
+	done
+}
 
 out=$fixtures
 [ -n "$check" ] && out=$(mktemp -d /tmp/dmaemu-oracle.XXXXXX)
@@ -50,6 +77,11 @@ for release in $kernels; do
 	# The module, against this kernel's headers.
 	build=$(mktemp -d /tmp/dmaemu-oracle-build.XXXXXX)
 	cp tools/oracle/dmaemu_oracle.c "$build/"
+	vmlinux_of "$kdir/boot/vmlinuz-$release-amd64" "$build/vmlinux"
+	btf_layout "$build/vmlinux" >"$build/oracle_layout.h"
+	grep -q _NEXT_BLOCK "$build/oracle_layout.h" || grep -q _IN_USE "$build/oracle_layout.h" ||
+		die "no dmapool structs in $release's BTF (pahole, $build/vmlinux)"
+	rm -f "$build/vmlinux"
 	echo "obj-m := dmaemu_oracle.o" >"$build/Kbuild"
 	make -s -C "/usr/src/linux-headers-$release-amd64" M="$build" modules >"$build/make.log" 2>&1 ||
 		{ cat "$build/make.log" >&2; die "the module did not build against $release"; }
@@ -112,6 +144,7 @@ for release in $kernels; do
 		{
 			echo "# tools/oracle/oracle.sh: $image $version, qemu-system-x86_64 -smp 1 -m 1024 -nodefaults,"
 			echo "# console=ttyS0 quiet nokaslr swiotlb=force, a 64 MiB -device nvme and -device megasas; dmaemu_oracle.ko or the shell runs each script."
+			[ "$family" = dmapool ] && echo "# the module read the free lists at these offsets (BTF): $(sed 's/#define ORACLE_//' "$build/oracle_layout.h" | tr '\n' ' ' | sed 's/ $//')"
 			awk -v family="$family" '/^family / { on = ($2 == family); next } on' "$build/all"
 		} >"$fixture"
 		say "$fixture: $(grep -c '^experiment ' "$fixture") experiments, $(grep -c '^ *[^# ]' "$fixture") lines"

@@ -58,7 +58,7 @@ public final class MegaRAIDSASDriver: DiskDriver, DMABlockDriver {
     }
 
     private let state = PthreadMutex(Parameters())
-    private let instance = PthreadMutex<Instance?>(nil)
+    let instance = PthreadMutex<Instance?>(nil)
     /// The reply queue, producer and consumer indices (dma_alloc_coherent()).
     private let queues = CoherentBuffers()
     public var queue: BlockQueue? { instance.withLock { $0?.queue } }
