@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "DMA", "PhysicalMemory", systemPackage]),
         .testTarget(
             name: "DriversTests",
-            dependencies: ["TestSupport", "Drivers", "Hardware", "DMAPool", "Block", "DMA", "PhysicalMemory", "Lib", "Locking", systemPackage]),
+            dependencies: ["TestSupport", "Drivers", "Hardware", "DMAPool", "Block", "DMA", "PhysicalMemory", "Lib", "Locking", "Trace", systemPackage]),
         .testTarget(
             name: "DMCryptTests",
             dependencies: ["TestSupport", "DMCrypt", "CLibcrypto", "Drivers", "Block", "Mempool", "PhysicalMemory", "Lib", "Locking", systemPackage]),
@@ -147,7 +147,7 @@ let package = Package(
         // What tests share: shell commands, and a small machine's devices for the drivers'
         // tests, which run without the control surface.
         .target(
-            name: "TestSupport", dependencies: ["ControlFS", "Drivers", "Block", "Lib", "PhysicalMemory", "SWIOTLB", systemPackage],
+            name: "TestSupport", dependencies: ["ControlFS", "Drivers", "Block", "Lib", "PhysicalMemory", "SWIOTLB", "Trace", systemPackage],
             path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 // A DMA driver's transfer: bios of BIO_MAX_VECS pages (what direct I/O puts in one bio from
 // a user buffer of 4 KiB pages), each split as bio_split_to_limits() splits it, each request
-// mapped with dma_map_sg(), executed by the driver, unmapped at completion. A bio's requests
+// mapped with dma_map_sg(), executed by the driver, unmapped at completion (by the driver's
+// interrupt handler where it has one, nvme's; else here, once the driver returns). A bio's requests
 // are in flight together, as blk-mq dispatches a split bio's requests before the hardware
 // completes any; the next bio goes once they completed. That is what the real kernels
 // show on QEMU's NVMe disk under swiotlb=force: four "prp list page" blocks after direct
@@ -61,7 +62,8 @@ extension BlockQueue {
             if Self.inFlightHere > 0 { throw .resourceTemporarilyUnavailable }
             try requeue(list, direction, bytes: count)
         }
-        defer { device.unmapSG(list, direction) }
+        // A driver whose interrupt unmaps its requests owns the mapping from here.
+        defer { if !driver.unmapsAtCompletion { device.unmapSG(list, direction) } }
         done.requests += 1
         for entry in list where entry.dmaAddress != entry.phys { done.bounced += entry.length }
         var reached = start + count

@@ -64,9 +64,14 @@ public protocol DMABlockDriver: BlockDriver {
     /// descriptors, as they are freed at completion, after the requests behind it went out.
     func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                  inFlight: () throws(Errno) -> Void) throws(Errno)
+    /// The driver unmaps `list` itself, at the request's completion or when it fails it
+    /// (nvme's interrupt handler); otherwise the block layer unmaps it once execute returns.
+    var unmapsAtCompletion: Bool { get }
 }
 
 extension DMABlockDriver {
+    public var unmapsAtCompletion: Bool { false }
+
     public func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue,
                           behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
         try queue.dispatch(buffer, lba: lba, write: write, driver: self, behind: behind)

@@ -34,6 +34,7 @@ struct AllBench: ParsableCommand {
             ("dmcrypt", 45, pick([], ["--mib", "16", "--runs", "1"])),
             ("dmcrypt", 20, ["--cipher", "cipher_null-ecb"] + pick([], ["--mib", "16", "--runs", "1"])),
             ("xts", 15, (compiled.xtsLimit.map { ["--limit", $0] } ?? []) + pick([], ["--seconds", "1", "--runs", "1"])),
+            ("nvme-queues", 30, (compiled.handoffLimit.map { ["--limit", $0] } ?? []) + pick([], ["--requests", "2000", "--runs", "1"])),
             ("pages", 16, (compiled.pageLimit.map { ["--limit", $0] } ?? []) + pick([], ["--runs", "1"])),
             ("trace", 10, (compiled.traceLimit.map { ["--limit", $0] } ?? []) + pick([], ["--seconds", "1", "--events", "10000"])),
         ]
@@ -94,6 +95,7 @@ struct AllBench: ParsableCommand {
         case "trace": results.trace = try TraceBench.parse(arguments).measure()
         case "xts": results.xts = try XTSBench.parse(arguments).measure()
         case "pages": results.pages = try PagesBench.parse(arguments).measure()
+        case "nvme-queues": results.nvmeQueues = try NVMeQueueBench.parse(arguments).measure()
         default: throw BenchError(description: "no subcommand \(name)")
         }
     }

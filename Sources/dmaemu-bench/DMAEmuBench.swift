@@ -10,7 +10,7 @@ struct DMAEmuBench: ParsableCommand {
         abstract: "Reproduce the kernel mailing-list benchmarks on dmaemu's engines.",
         subcommands: [
             AllBench.self, MPT3SASBench.self, ScalingBench.self, DMAPoolTestBench.self, MapBench.self, ProbeBench.self,
-            SWIOTLBIOBench.self, DMCryptBench.self, XTSBench.self, PagesBench.self, FUSEBench.self, FioBench.self, TraceBench.self, DocsCommand.self,
+            SWIOTLBIOBench.self, DMCryptBench.self, XTSBench.self, PagesBench.self, NVMeQueueBench.self, FUSEBench.self, FioBench.self, TraceBench.self, DocsCommand.self,
         ]
     )
 

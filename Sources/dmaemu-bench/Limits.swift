@@ -33,6 +33,7 @@ struct CLimits {
     var traceLimit: String?
     var xtsLimit: String?
     var pageLimit: String?
+    var handoffLimit: String?
     var fuseHello: String?
     var failures: [String] = []
 
@@ -52,6 +53,7 @@ struct CLimits {
         traceLimit = compile("trace_limit")
         xtsLimit = compile("xts_limit", ["-lcrypto"])
         pageLimit = compile("page_limit")
+        handoffLimit = compile("handoff_limit", ["-pthread"])
         let fuseFlags = (try? runProgram("/usr/bin/env", ["pkg-config", "--cflags", "--libs", "fuse3"]))?
             .split(whereSeparator: \.isWhitespace).map(String.init)
         if let fuseFlags { fuseHello = compile("fuse_hello", fuseFlags) } else { failures.append("pkg-config fuse3 failed") }

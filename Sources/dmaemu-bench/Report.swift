@@ -22,6 +22,7 @@ enum Report {
         if let io = results.swiotlbIo { text += "\n" + swiotlbIO(io, results.memcpy, images) }
         if !results.dmcrypt.isEmpty { text += "\n" + dmcrypt(results.dmcrypt, results.memcpy, images) }
         if let xts = results.xts { text += "\n" + Self.xts(xts) }
+        if let queues = results.nvmeQueues { text += "\n" + Self.nvmeQueues(queues) }
         if let pages = results.pages { text += "\n" + Self.pages(pages) }
         if let fuse = results.fuse { text += "\n" + Self.fuse(fuse) }
         if let fio = results.fio { text += "\n" + Self.fio(fio) }
@@ -254,6 +255,30 @@ enum Report {
                 ["`echo \(fuse.blocks) > .../alloc`", fixed(fuse.bigEchoMs) + " ms", "the engine alone " + fixed(fuse.engineAllocMs) + " ms",
                  "\(fuse.bigEchoMs - fuse.engineAllocMs >= 0 ? "+" : "")\(fixed(fuse.bigEchoMs - fuse.engineAllocMs)) ms"],
             ])
+    }
+
+    /// Issue 22's goals: the threaded completion within 1.5x of the inline one per request
+    /// at iodepth 1, and iodepth 32 on one thread at least iodepth 1 on every core.
+    static func nvmeQueues(_ result: NVMeQueueResult) -> String {
+        func us(_ ns: Double?) -> String { ns.map { fixed($0 / 1000, 2) + " us" } ?? "-" }
+        let inline = result.modes.first { $0.completion == "inline" }, thread = result.modes.first { $0.completion == "thread" }
+        var text = "### NVMe completion: inline and in a controller thread per queue (4 KiB direct reads, RAM disk)\n\n"
+            + table(["completion", "us a request, depth 1", "MiB/s depth 1", "MiB/s depth 32 (1 thread)",
+                     "MiB/s depth 1 x \(result.cores) threads"], result.modes.map { mode in
+                [mode.completion, fixed(mode.depth1UsPerRequest, 2), fixed(mode.depth1MibPerS, 0), fixed(mode.depth32MibPerS, 0),
+                 fixed(mode.depth1AllCoresMibPerS, 0)]
+            })
+        guard let inline, let thread else { return text }
+        let overhead = thread.depth1UsPerRequest / inline.depth1UsPerRequest
+        let depth = thread.depth32MibPerS / (thread.depth1MibPerS * Double(result.cores))
+        text += "\n" + table(["what", "ours", "seed", "C limit", "goal"], [
+            ["thread / inline, per request at depth 1", fixed(overhead, 2) + "x", "-",
+             "a round trip to another thread: " + us(result.limitPollNs) + " polling, " + us(result.limitSleepNs) + " sleeping",
+             "at most 1.5x" + (overhead <= 1.5 ? " (met)" : " (not met)")],
+            ["depth 32 / (depth 1 x \(result.cores) cores), thread", fixed(depth, 2) + "x", "-", "-",
+             "at least 1x" + (depth >= 1 ? " (met)" : " (not met)")],
+        ])
+        return text
     }
 
     /// The issue's goal: within 1.5x of libcrypto's aes-256-xts at its best (16 KiB units).

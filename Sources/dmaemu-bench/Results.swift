@@ -168,6 +168,26 @@ struct XTSResult: Codable {
     var limitLargeMibPerS: Double?
 }
 
+/// NVMe completion inline and in a controller thread per queue, and handoff_limit.c beside.
+struct NVMeQueueResult: Codable {
+    static let modes = ["inline", "thread"]
+    struct Mode: Codable {
+        var completion: String
+        var depth1UsPerRequest: Double
+        var depth1MibPerS: Double
+        /// One thread at iodepth 32, and iodepth 1 on a thread per core.
+        var depth32MibPerS: Double
+        var depth1AllCoresMibPerS: Double
+    }
+    var requests: Int
+    var runs: Int
+    var cores: Int
+    var modes: [Mode]
+    /// handoff_limit.c: a round trip to another thread, sleeping and polling.
+    var limitSleepNs: Double?
+    var limitPollNs: Double?
+}
+
 /// The page allocator through the per-CPU lists, and page_limit.c beside it.
 struct PagesResult: Codable {
     var runs: Int
@@ -216,6 +236,7 @@ struct BenchResults: Codable {
     var dmcrypt: [DMCryptResult] = []
     var xts: XTSResult?
     var pages: PagesResult?
+    var nvmeQueues: NVMeQueueResult?
     var fuse: FUSEResult?
     var fio: FioResult?
     var trace: TraceResult?

@@ -6,6 +6,7 @@ import Lib
 import SystemPackage
 import TestSupport
 import Testing
+import Trace
 
 @Suite struct NVMePRPTests {
     /// Builds the data pointer for `segments` (dma address, length) with fake pools whose
@@ -257,6 +258,48 @@ import Testing
         try nvme.probe()
         try nvme.io("verify 1M count=2")
         #expect(nvme.active("prp list page") == 0 && nvme.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// The interrupt's handler unmaps a request where it runs (nvme_pci_complete_rq() ->
+    /// nvme_unmap_data()): with a controller thread per queue that is the queue's thread,
+    /// never the submitter's; inline, the submitter's own. The trace names each call's thread.
+    @Test(arguments: ["thread", "inline"])
+    func theInterruptUnmapsInItsOwnContext(completion: String) throws {
+        let tracer = Tracer(kernel: .v6_12)
+        tracer.enable([.dmaMapSG, .dmaUnmapSG], true)
+        let devices = try smallDevices(ram: 8 << 30, tracer: tracer)
+        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 completion=\(completion)")
+        try nvme.io("verify 64K count=8")
+        let entries = tracer.entries()
+        let maps = Set(entries.filter { $0.event == .dmaMapSG }.map(\.pid))
+        let unmaps = Set(entries.filter { $0.event == .dmaUnmapSG }.map(\.pid))
+        #expect(entries.filter { $0.event == .dmaMapSG }.count == 16 && entries.filter { $0.event == .dmaUnmapSG }.count == 16)
+        #expect(maps.count == 1, "one submitting thread")
+        if completion == "thread" { #expect(maps.isDisjoint(with: unmaps)) } else { #expect(unmaps == maps) }
+        #expect(devices.platform.swiotlb?.used == 0 && nvme.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// drivers/nvme/host/fault_inject.c: with probability 100 and times 2 the next two
+    /// completions end with the injected status (NVME_SC_INVALID_OPCODE | NVME_SC_DNR:
+    /// BLK_STS_NOTSUPP), the third is the controller's. A failed request still gives back
+    /// its bounce buffer, descriptors and tag on the completion path.
+    @Test(arguments: ["thread", "inline"])
+    func faultInjectionAtCompletionFailsTheRequestAndReleasesIt(completion: String) throws {
+        let (devices, nvme) = try controller(ram: 8 << 30, "dma_mask_bits=32 io_queue_depth=4 completion=\(completion)")
+        defer { withExtendedLifetime(devices) {} }
+        try nvme.setParameter("fault_inject_probability", "100")
+        try nvme.setParameter("fault_inject_times", "2")
+        for _ in 0..<2 {
+            #expect(throws: Errno.ioError) { try nvme.io("read 4K") }
+            #expect(devices.platform.swiotlb?.used == 0)
+            #expect(nvme.active("prp list page") == 0 && nvme.active("prp list 256") == 0)
+        }
+        #expect(nvme.parameters.contains { $0 == ("fault_inject_times", "0") })
+        // Every one of the three tags is free again: a transfer of three requests at once goes.
+        try nvme.io("verify 600K iodepth=2")
+        #expect(nvme.statsText.contains("\nerrors 2\n"))
+        #expect(throws: Errno.invalidArgument) { try nvme.setParameter("fault_inject_status", "0") }
+        #expect(throws: Errno.invalidArgument) { try nvme.setParameter("fault_inject_probability", "101") }
     }
 
     @Test func probeMakesTheDescriptorPools() throws {

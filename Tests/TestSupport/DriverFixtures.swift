@@ -6,19 +6,20 @@ import Lib
 import PhysicalMemory
 import SWIOTLB
 import SystemPackage
+import Trace
 
 /// A small machine's devices: `ram` of RAM, a swiotlb of `nslabs` slots in two areas that
 /// grows unless told not to, the drivers given (those of Drivers), no device yet.
 public func smallDevices(
     ram: UInt64 = 1 << 30, cpus: Int = CPU.online, nslabs: Int = 512, areas: Int = 2, dynamic: Bool = true,
-    drivers: [String: Devices.Factory] = BuiltinDrivers.all
+    drivers: [String: Devices.Factory] = BuiltinDrivers.all, tracer: Tracer? = nil
 ) throws -> Devices {
     let memory = try PhysicalMemory(size: ram, cpus: cpus)
     var config = SWIOTLBConfig()
     config.nslabs = nslabs
     config.nareas = areas
     config.dynamic = dynamic
-    return Devices(platform: Platform(ram: memory, swiotlb: IOTLBMem(ram: memory, config: config)), drivers: drivers)
+    return Devices(platform: Platform(ram: memory, swiotlb: IOTLBMem(ram: memory, config: config), tracer: tracer), drivers: drivers)
 }
 
 extension Devices {

@@ -17,6 +17,9 @@ public protocol Driver: AnyObject, Sendable {
     var parameters: [(name: String, value: String)] { get }
     /// Sets a parameter; EINVAL for an unknown name or a bad value.
     func setParameter(_ name: String, _ value: String) throws(Errno)
+    /// The parameters that take effect while bound (a debugfs file's, such as nvme's
+    /// fault_inject); the others are EBUSY until remove.
+    var liveParameters: Set<String> { get }
     /// Takes the defaults `kernel` has for the parameters (before those given on add).
     func adopt(_ kernel: KernelVersion)
     /// Allocates what the driver needs through `context`; throws ENOMEM and leaves the
@@ -38,6 +41,7 @@ extension Driver {
     public func stop() {}
     public var stats: [(name: String, value: String)] { [] }
     public var files: [DriverFile] { [] }
+    public var liveParameters: Set<String> { [] }
 }
 
 /// A driver with a disk: the block layer's queue it set up at probe.

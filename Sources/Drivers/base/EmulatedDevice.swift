@@ -237,6 +237,7 @@ public final class EmulatedDevice: @unchecked Sendable {  // mutable state lives
 
     /// A module parameter; EBUSY while bound, EINVAL for what the driver refuses.
     public func setParameter(_ name: String, _ value: String) throws(Errno) {
+        if driver.liveParameters.contains(name) { return try driver.setParameter(name, value) }
         try whileUnbound { _ throws(Errno) in try driver.setParameter(name, value) }
     }
 

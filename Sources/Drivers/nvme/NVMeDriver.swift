@@ -5,8 +5,9 @@
 // CPU (nvme_setup_io_queues()), each with its hardware context's tags (q_depth - 1 of
 // them). I/O goes to the submitting CPU's queue (NVMeIOQueue) and builds PRPs or an SGL
 // from the pools per request (NVMeDescriptors); the controller runs the queue's commands
-// when its doorbell is rung at the end of the submitter's plug, and the interrupt that
-// completes them frees their descriptors.
+// when its doorbell is rung at the end of the submitter's plug, in a thread of its own per
+// queue, and the interrupt that completes them unmaps their lists and frees their
+// descriptors, in that thread.
 import Block
 import DMA
 import DMAPool
@@ -26,6 +27,9 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         /// Use SGLs when the average segment is at least this many bytes; 0: PRPs always.
         var sglThreshold = 0
         var ioQueueDepth = 1024
+        /// "thread": a controller thread per queue, the interrupt handled there; "inline":
+        /// the ringing thread runs the controller and takes the interrupt.
+        var completion = "thread"
         var disk = DiskParameters()
     }
 
@@ -67,12 +71,13 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     private let state = PthreadMutex(Parameters())
     private let controller = PthreadMutex<Controller?>(nil)
     private let queues = CoherentBuffers()
+    private let faults = NVMeFaultInject()
     public var queue: BlockQueue? { controller.withLock { $0?.queue } }
 
     public var parameters: [(name: String, value: String)] {
         let p = state.withLock { $0 }
         return [("pool_names", p.poolNames), ("sgl_threshold", String(p.sglThreshold)),
-                ("io_queue_depth", String(p.ioQueueDepth))] + p.disk.values
+                ("io_queue_depth", String(p.ioQueueDepth)), ("completion", p.completion)] + faults.parameters + p.disk.values
     }
 
     public func setParameter(_ name: String, _ value: String) throws(Errno) {
@@ -87,10 +92,30 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             let depth = Int(try StoreParsing.number(value, max: 65536))
             guard depth >= 2 else { throw .invalidArgument }
             state.withLock { $0.ioQueueDepth = depth }
+        case "fault_inject_probability", "fault_inject_interval", "fault_inject_times":
+            var a = faults.attributes.attributes
+            switch name {
+            case "fault_inject_probability": a.probability = try StoreParsing.number(value, max: 100)
+            case "fault_inject_interval": a.interval = max(1, try StoreParsing.number(value))
+            default: a.times = value == "-1" ? -1 : Int32(try StoreParsing.number(value, max: UInt64(Int32.max)))
+            }
+            faults.attributes.attributes = a
+        case "fault_inject_status":
+            // The 15-bit status field (nvme_status_code), 0 never: that would complete the
+            // request as a success that moved nothing.
+            let status = UInt16(try StoreParsing.number(value, max: 0x7fff))
+            guard status != 0 else { throw .invalidArgument }
+            faults.status.store(status, ordering: .relaxed)
+        case "completion":
+            guard value == "thread" || value == "inline" else { throw .invalidArgument }
+            state.withLock { $0.completion = value }
         default:
             try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }
         }
     }
+
+    /// fault_inject's, read at each completion.
+    public var liveParameters: Set<String> { Set(faults.parameters.map(\.name)) }
 
     /// The pools were renamed in v6.16.
     public func adopt(_ kernel: KernelVersion) {
@@ -112,14 +137,20 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         _ = try queues.alloc(device, size: Self.adminQueueDepth * NVMeCommand.size)
         let store = try p.disk.makeStore()
         var ioQueues: [NVMeIOQueue] = []
-        for qid in 1...count {
-            let completion = try queues.alloc(device, size: p.ioQueueDepth * NVMeCompletion.size)
-            let submission = try queues.alloc(device, size: p.ioQueueDepth * NVMeCommand.size)
-            let doorbell = NVMeCompletionQueue(dma: completion.dma, depth: p.ioQueueDepth, submissionQueueID: UInt16(qid))
-            let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission.dma, completionQueue: doorbell)
-            let host = NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell)
-            ioQueues.append(NVMeIOQueue(qid: qid, submissionQueue: submission.cpu, completionQueue: host, emulated: emulated,
-                                        depth: p.ioQueueDepth, pagePool: pagePool, smallPool: smallPool))
+        do {
+            for qid in 1...count {
+                let completion = try queues.alloc(device, size: p.ioQueueDepth * NVMeCompletion.size)
+                let submission = try queues.alloc(device, size: p.ioQueueDepth * NVMeCommand.size)
+                let doorbell = NVMeCompletionQueue(dma: completion.dma, depth: p.ioQueueDepth, submissionQueueID: UInt16(qid))
+                let emulated = NVMeController(device: device, store: store, submissionQueueDMA: submission.dma, completionQueue: doorbell)
+                let host = NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell)
+                ioQueues.append(try NVMeIOQueue(qid: qid, submissionQueue: submission.cpu, completionQueue: host, emulated: emulated,
+                                                depth: p.ioQueueDepth, pagePool: pagePool, smallPool: smallPool,
+                                                threaded: p.completion == "thread", faults: faults))
+            }
+        } catch {
+            for io in ioQueues { io.shutdown() }
+            throw error
         }
         device.printk(.info, "\(count)/0/0 default/read/poll queues")
         let mapping = device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize
@@ -136,12 +167,18 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         }
     }
 
+    /// The interrupt's handler unmaps each request's list (nvme_pci_complete_rq()).
+    public var unmapsAtCompletion: Bool { true }
+
     /// nvme_queue_rq(): a command id of the CPU's queue (with none free the plug goes out
     /// first, so the requests holding them can complete), the command and its data
     /// pointer; the bio's next requests are queued behind it (`inFlight`), then the
-    /// doorbell and the interrupt (NVMeIOQueue), and the status its completion left.
+    /// doorbell, and the status its completion left. A request that is not queued is
+    /// unmapped here, as nvme_queue_rq() does on its errors.
     public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                         inFlight: () throws(Errno) -> Void) throws(Errno) {
+        let direction: DMADirection = command.write ? .toDevice : .fromDevice
+        // Never while the queue is entered: stop() freezes it before dropping the controller.
         guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
         let io = controller.ioQueue(cpu: CPU.current)
         let tag = io.ids.get(flushing: io.commit)
@@ -159,12 +196,13 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         guard built else {
             io.free(taken)
             io.ids.put(tag)
+            controller.queue.device.unmapSG(list, direction)
             controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
             throw .ioError
         }
         var status = NVMeIOQueue.pending
         let behind = withUnsafeMutablePointer(to: &status) { waiter -> Result<Void, Errno> in
-            io.queue(tag, descriptors: taken, waiter: waiter)
+            io.queue(tag, descriptors: taken, list: list, direction, waiter: waiter)
             let behind = Result { () throws(Errno) in try inFlight() }
             io.commit()
             _ = io.wait(waiter)
@@ -176,9 +214,10 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     }
 
     public func stop() {
-        let queue = controller.withLock { $0?.queue }
-        queue?.freeze()
-        controller.withLock { $0 = nil }
+        let controller = controller.withLock { $0 }
+        controller?.queue.freeze()
+        self.controller.withLock { $0 = nil }
+        for io in controller?.ioQueues ?? [] { io.shutdown() }
     }
 
     public func remove(_ device: Device) { queues.freeAll(device) }

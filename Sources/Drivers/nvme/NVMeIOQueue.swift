@@ -1,18 +1,28 @@
 // An I/O queue pair with its hardware context (struct nvme_queue and its blk_mq_hw_ctx), as
 // a request goes through it. The request takes a tag, puts its command in the tag's slot
-// of the submission queue and its descriptors in the tag's iod (struct nvme_iod), and
-// moves the submission queue's tail; the doorbell is rung when the submitter's plug ends
-// (blk_finish_plug(), nvme_commit_rqs()), so the requests of a split bio are in flight
-// together, as blk-mq sends them. The controller then runs every command queued, in order,
-// posting their completions, and raises the queue's interrupt. Its vector's affinity is
-// the CPUs that submit here, so the CPU that rang takes it (nvme_irq()): every entry found
-// is completed, whoever submitted it (descriptors back to their pools as nvme_unmap_data()
-// does, the tag freed, the status to the request's waiter, who is woken). A submitter
-// whose command another CPU's interrupt completed finds its status there, or waits for it.
+// of the submission queue and its descriptors and mapped list in the tag's iod (struct
+// nvme_iod), and moves the submission queue's tail; the doorbell is rung when the
+// submitter's plug ends (blk_finish_plug(), nvme_commit_rqs()), so the requests of a split
+// bio are in flight together, as blk-mq sends them. The controller is a thread of its own
+// per queue: rung, it runs every command queued, in order, posting their completions, and
+// raises the queue's interrupt, whose handler (nvme_irq()) runs in that thread as an IRQ
+// handler runs on the vector's CPU: every entry found is completed, whoever submitted it:
+// its list unmapped and its descriptors back to their pools (nvme_unmap_data()), the tag
+// freed, the status to the request's waiter, who is woken. Both ends poll before they
+// sleep, as QEMU's iothreads poll their event sources (poll-max-ns, 32 us by default):
+// on this machine waking a sleeping thread on the other CPU costs about 60 us, so a
+// request at depth 1 would otherwise pay two such wake-ups. With `completion=inline` the
+// ringing thread runs the controller and takes the interrupt itself (dmaemu's synchronous
+// model, kept to measure what the thread costs).
 import Block
+import DMA
+import Glibc
 import DMAPool
 import Hardware
+import Lib
 import Locking
+import Synchronization
+import SystemPackage
 
 final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `completion` guards the iods and waiters
     let qid: Int
@@ -20,13 +30,16 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     let completionQueue: NVMeQueue
     let emulated: NVMeController
     let ids: TagSet
+    private let faults: NVMeFaultInject
     private let pagePool: DMAPool
     private let smallPool: DMAPool
     private let depth: Int
 
-    /// Per tag: the request's descriptors and where its status goes.
+    /// Per tag: the request's descriptors, its mapped list and where its status goes.
     private struct IOD {
         var descriptors = Descriptors()
+        var list: UnsafeMutableBufferPointer<ScatterEntry>?
+        var direction = DMADirection.toDevice
         var waiter: UnsafeMutablePointer<UInt16>?
     }
     private let iods: UnsafeMutablePointer<IOD>
@@ -36,9 +49,22 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     private struct Ends {
         var head = 0
         var tail = 0
+        /// The tail the doorbell last told the controller.
+        var rung = 0
     }
     private let order = SpinLock(Ends())
     private let completion = ConditionLock()
+    /// The controller's thread sleeps on it until the doorbell or remove (`stopping`).
+    private let doorbell = ConditionLock()
+    private var stopping = false
+    private var controller: KThread?
+    /// Doorbell writes, and whether the controller sleeps (and must be woken to see them).
+    private let rings = Atomic<Int>(0)
+    private let asleep = Atomic<Bool>(false)
+    /// Interrupts that completed something: what a polling waiter watches.
+    private let interrupts = Atomic<Int>(0)
+    /// How long either end polls before it sleeps (QEMU's default poll-max-ns).
+    static let pollWindow = Duration.microseconds(32)
 
     /// A waiter's status before its completion.
     static let pending = UInt16.max
@@ -46,7 +72,8 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     static let timedOut = UInt16.max - 1
 
     init(qid: Int, submissionQueue: UnsafeMutableRawPointer, completionQueue: NVMeQueue, emulated: NVMeController, depth: Int,
-         pagePool: DMAPool, smallPool: DMAPool) {
+         pagePool: DMAPool, smallPool: DMAPool, threaded: Bool, faults: NVMeFaultInject) throws(Errno) {
+        self.faults = faults
         self.qid = qid
         self.submissionQueue = submissionQueue
         self.completionQueue = completionQueue
@@ -61,6 +88,19 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
         iods.initialize(repeating: IOD(), count: depth)
         slots = .allocate(capacity: depth)
         slots.initialize(repeating: 0, count: depth)
+        if threaded {
+            guard let thread = KThread({ [self] in runController() }) else { throw .noMemory }
+            controller = thread
+        }
+    }
+
+    /// Remove, once the queue is frozen: the controller's thread ends.
+    func shutdown() {
+        doorbell.lock()
+        stopping = true
+        doorbell.signal()
+        doorbell.unlock()
+        controller?.join()
     }
 
     deinit {
@@ -79,10 +119,11 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     }
 
     /// nvme_queue_rq() without the doorbell: the command in slot `tag` is queued, its
-    /// completion will free `descriptors` and write its status through `waiter`.
-    func queue(_ tag: Int, descriptors: Descriptors, waiter: UnsafeMutablePointer<UInt16>) {
+    /// completion will unmap `list`, free `descriptors` and write its status through `waiter`.
+    func queue(_ tag: Int, descriptors: Descriptors, list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection,
+               waiter: UnsafeMutablePointer<UInt16>) {
         completion.lock()
-        iods[tag] = IOD(descriptors: descriptors, waiter: waiter)
+        iods[tag] = IOD(descriptors: descriptors, list: list, direction: direction, waiter: waiter)
         completion.unlock()
         order.withLock { ends in
             slots[ends.tail % depth] = UInt16(tag)
@@ -90,8 +131,45 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
         }
     }
 
-    /// The tail doorbell: the controller runs what is queued, then its interrupt is taken.
+    /// The tail doorbell, when the tail moved since it was last rung: the controller runs
+    /// what is queued, then its interrupt is taken.
     func commit() {
+        guard order.withLock({ ends in
+            defer { ends.rung = ends.tail }
+            return ends.rung != ends.tail
+        }) else { return }
+        guard controller != nil else { return runQueued() }
+        rings.add(1, ordering: .sequentiallyConsistent)
+        guard asleep.load(ordering: .sequentiallyConsistent) else { return }
+        doorbell.lock()
+        doorbell.signal()
+        doorbell.unlock()
+    }
+
+    /// The controller's thread: polls the doorbell, sleeps when it stays quiet, and runs the
+    /// commands and the interrupt each time it was rung.
+    private func runController() {
+        var seen = 0
+        while true {
+            let deadline = ContinuousClock.now + Self.pollWindow
+            while rings.load(ordering: .sequentiallyConsistent) == seen && ContinuousClock.now < deadline { sched_yield() }
+            if rings.load(ordering: .sequentiallyConsistent) == seen {
+                doorbell.lock()
+                // Asleep before looking again: a ring after this look sees `asleep` and signals.
+                asleep.store(true, ordering: .sequentiallyConsistent)
+                while rings.load(ordering: .sequentiallyConsistent) == seen && !stopping { doorbell.wait() }
+                asleep.store(false, ordering: .sequentiallyConsistent)
+                let stop = stopping && rings.load(ordering: .sequentiallyConsistent) == seen
+                doorbell.unlock()
+                if stop { return }
+            }
+            seen = rings.load(ordering: .sequentiallyConsistent)
+            runQueued()
+        }
+    }
+
+    /// Every command from the head to the tail, then the interrupt.
+    private func runQueued() {
         while let slot = order.withLock({ ends -> Int? in
             guard ends.head != ends.tail else { return nil }
             defer { ends.head += 1 }
@@ -101,6 +179,7 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
                 emulated.device.err("nvme nvme0: I/O tag \(slot) QID \(qid) timeout, aborting: no completion")
                 completion.lock()
                 complete(slot, status: Self.timedOut)
+                interrupts.add(1, ordering: .releasing)
                 completion.broadcast()
                 completion.unlock()
             }
@@ -112,7 +191,10 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     func interrupt() {
         completion.lock()
         let found = completionQueue.process { id, status in complete(id, status: status) }
-        if found > 0 { completion.broadcast() }
+        if found > 0 {
+            interrupts.add(1, ordering: .releasing)
+            completion.broadcast()
+        }
         completion.unlock()
     }
 
@@ -122,14 +204,30 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
             emulated.device.err("nvme nvme0: invalid id \(id) completed on queue \(qid)")
             return
         }
+        if let list = iods[id].list { emulated.device.unmapSG(list, iods[id].direction) }
         free(iods[id].descriptors)
         iods[id] = IOD()
-        waiter.pointee = status
+        waiter.pointee = status == Self.timedOut ? status : faults.complete(status)
         ids.put(id)
     }
 
     /// Until the request whose status goes to `waiter` has completed; its status.
     func wait(_ waiter: UnsafeMutablePointer<UInt16>) -> UInt16 {
+        // Polled first: the status is looked at (under the lock) after each new interrupt.
+        var seen = -1
+        let deadline = ContinuousClock.now + Self.pollWindow
+        repeat {
+            let count = interrupts.load(ordering: .acquiring)
+            guard count != seen else {
+                sched_yield()
+                continue
+            }
+            seen = count
+            completion.lock()
+            let status = waiter.pointee
+            completion.unlock()
+            if status != Self.pending { return status }
+        } while controller != nil && ContinuousClock.now < deadline
         completion.lock()
         while waiter.pointee == Self.pending { completion.wait() }
         let status = waiter.pointee
