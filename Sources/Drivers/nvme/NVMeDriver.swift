@@ -30,6 +30,8 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         /// "thread": a controller thread per queue, the interrupt handled there; "inline":
         /// the ringing thread runs the controller and takes the interrupt.
         var completion = "thread"
+        /// The controller runs each doorbell's batch last-first.
+        var reorder = false
         var disk = DiskParameters()
     }
 
@@ -77,7 +79,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     public var parameters: [(name: String, value: String)] {
         let p = state.withLock { $0 }
         return [("pool_names", p.poolNames), ("sgl_threshold", String(p.sglThreshold)),
-                ("io_queue_depth", String(p.ioQueueDepth)), ("completion", p.completion)] + faults.parameters + p.disk.values
+                ("io_queue_depth", String(p.ioQueueDepth)), ("completion", p.completion), ("reorder", p.reorder ? "1" : "0")] + faults.parameters + p.disk.values
     }
 
     public func setParameter(_ name: String, _ value: String) throws(Errno) {
@@ -106,6 +108,9 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             let status = UInt16(try StoreParsing.number(value, max: 0x7fff))
             guard status != 0 else { throw .invalidArgument }
             faults.status.store(status, ordering: .relaxed)
+        case "reorder":
+            let on = try StoreParsing.number(value, max: 1)
+            state.withLock { $0.reorder = on == 1 }
         case "completion":
             guard value == "thread" || value == "inline" else { throw .invalidArgument }
             state.withLock { $0.completion = value }
@@ -146,7 +151,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
                 let host = NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell)
                 ioQueues.append(try NVMeIOQueue(qid: qid, submissionQueue: submission.cpu, completionQueue: host, emulated: emulated,
                                                 depth: p.ioQueueDepth, pagePool: pagePool, smallPool: smallPool,
-                                                threaded: p.completion == "thread", faults: faults))
+                                                threaded: p.completion == "thread", reorder: p.reorder, faults: faults))
             }
         } catch {
             for io in ioQueues { io.shutdown() }

@@ -31,6 +31,7 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     let emulated: NVMeController
     let ids: TagSet
     private let faults: NVMeFaultInject
+    private let reorder: Bool
     private let pagePool: DMAPool
     private let smallPool: DMAPool
     private let depth: Int
@@ -72,8 +73,9 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     static let timedOut = UInt16.max - 1
 
     init(qid: Int, submissionQueue: UnsafeMutableRawPointer, completionQueue: NVMeQueue, emulated: NVMeController, depth: Int,
-         pagePool: DMAPool, smallPool: DMAPool, threaded: Bool, faults: NVMeFaultInject) throws(Errno) {
+         pagePool: DMAPool, smallPool: DMAPool, threaded: Bool, reorder: Bool, faults: NVMeFaultInject) throws(Errno) {
         self.faults = faults
+        self.reorder = reorder
         self.qid = qid
         self.submissionQueue = submissionQueue
         self.completionQueue = completionQueue
@@ -169,22 +171,36 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     }
 
     /// Every command from the head to the tail, then the interrupt.
+    /// With `reorder`, each batch found at the doorbell runs last-first, as a controller
+    /// that spreads commands over its channels may complete them; its slots stay valid
+    /// until their commands complete, since the tags keep the ring from wrapping onto them.
     private func runQueued() {
-        while let slot = order.withLock({ ends -> Int? in
-            guard ends.head != ends.tail else { return nil }
-            defer { ends.head += 1 }
-            return Int(slots[ends.head % depth])
-        }) {
-            if !emulated.execute(slot: slot) {
-                emulated.device.err("nvme nvme0: I/O tag \(slot) QID \(qid) timeout, aborting: no completion")
-                completion.lock()
-                complete(slot, status: Self.timedOut)
-                interrupts.add(1, ordering: .releasing)
-                completion.broadcast()
-                completion.unlock()
+        if reorder {
+            let (head, tail) = order.withLock { ends in
+                defer { ends.head = ends.tail }
+                return (ends.head, ends.tail)
+            }
+            for at in stride(from: tail - 1, through: head, by: -1) { run(slot: Int(slots[at % depth])) }
+        } else {
+            while let slot = order.withLock({ ends -> Int? in
+                guard ends.head != ends.tail else { return nil }
+                defer { ends.head += 1 }
+                return Int(slots[ends.head % depth])
+            }) {
+                run(slot: slot)
             }
         }
         interrupt()
+    }
+
+    private func run(slot: Int) {
+        guard !emulated.execute(slot: slot) else { return }
+        emulated.device.err("nvme nvme0: I/O tag \(slot) QID \(qid) timeout, aborting: no completion")
+        completion.lock()
+        complete(slot, status: Self.timedOut)
+        interrupts.add(1, ordering: .releasing)
+        completion.broadcast()
+        completion.unlock()
     }
 
     /// nvme_irq(): every new completion, then the waiters are woken.
