@@ -70,14 +70,13 @@ struct NVMeQueueBench: ParsableCommand {
             }
             Progress.shared.step(run + 1, of: runs)
         }
-        func median(_ values: [Double]?) -> Double? { values.flatMap { $0.isEmpty ? nil : $0.sorted()[$0.count / 2] } }
         let modes = NVMeQueueResult.modes.map { completion in
-            NVMeQueueResult.Mode(completion: completion, depth1UsPerRequest: median(cells[completion + " us"])!,
-                                 depth1MibPerS: median(cells[completion + " depth1"])!,
-                                 depth32MibPerS: median(cells[completion + " depth32"])!,
-                                 depth1AllCoresMibPerS: median(cells[completion + " cores"])!)
+            NVMeQueueResult.Mode(completion: completion, depth1UsPerRequest: medianOf(cells[completion + " us"]!),
+                                 depth1MibPerS: medianOf(cells[completion + " depth1"]!),
+                                 depth32MibPerS: medianOf(cells[completion + " depth32"]!),
+                                 depth1AllCoresMibPerS: medianOf(cells[completion + " cores"]!))
         }
         return NVMeQueueResult(requests: requests, runs: runs, cores: cores, modes: modes,
-                               limitSleepNs: median(sleep), limitPollNs: median(poll))
+                               limitSleepNs: sleep.isEmpty ? nil : medianOf(sleep), limitPollNs: poll.isEmpty ? nil : medianOf(poll))
     }
 }

@@ -186,8 +186,8 @@ import Trace
     /// going out first so the one holding it completes, and one list is all there ever is.
     @Test(arguments: [(64, 4), (2, 1)])
     func aSplitBiosRequestsAreInFlightTogetherAsTheTagsAllow(depth: Int, lists: Int) throws {
-        let (machine, nvme) = try controller(ram: 8 << 30, "dma_mask_bits=32 io_queue_depth=\(depth)")
-        defer { withExtendedLifetime(machine) {} }
+        let machine = try smallDevices(ram: 8 << 30, cpus: 1)  // one queue, whichever CPU the thread runs on
+        let nvme = try machine.add("nvme nvme0 capacity=64M dma_mask_bits=32 io_queue_depth=\(depth)")
         try nvme.io("read 1M count=3")
         let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
         #expect(pool.counters.blocks == lists && pool.counters.active == 0)
@@ -216,7 +216,9 @@ import Trace
     /// requests hold both, the next waits for them, one list at a time; five tags, two.
     @Test(arguments: [(1, 64, 1), (2, 64, 2), (8, 64, 8), (8, 3, 1), (8, 5, 2)])
     func iodepthPutsATasksTransfersInFlightTogether(iodepth: Int, queueDepth: Int, lists: Int) throws {
-        let devices = try smallDevices(ram: 8 << 30, nslabs: 8192)
+        // One CPU, one queue: a thread the scheduler moves to the other CPU would find the
+        // other queue's tags free while its first queue's requests are still in flight.
+        let devices = try smallDevices(ram: 8 << 30, cpus: 1, nslabs: 8192)
         let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 io_queue_depth=\(queueDepth)")
         try nvme.io("read 256K count=16 iodepth=\(iodepth)")
         let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool

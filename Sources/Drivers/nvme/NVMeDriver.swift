@@ -79,7 +79,8 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     public var parameters: [(name: String, value: String)] {
         let p = state.withLock { $0 }
         return [("pool_names", p.poolNames), ("sgl_threshold", String(p.sglThreshold)),
-                ("io_queue_depth", String(p.ioQueueDepth)), ("completion", p.completion), ("reorder", p.reorder ? "1" : "0")] + faults.parameters + p.disk.values
+                ("io_queue_depth", String(p.ioQueueDepth)), ("completion", p.completion), ("reorder", p.reorder ? "1" : "0")]
+            + faults.parameters + p.disk.values
     }
 
     public func setParameter(_ name: String, _ value: String) throws(Errno) {
