@@ -282,6 +282,24 @@ import Trace
         #expect(devices.platform.swiotlb?.used == 0 && nvme.statsText.contains("\nerrors 0\n"))
     }
 
+    /// Remove freezes the queue, then ends each queue's controller thread (and joins it):
+    /// probe and remove again and again leave no thread behind, and the next probe's
+    /// threads serve I/O.
+    @Test func removeEndsEveryControllerThread() throws {
+        let (devices, nvme) = try controller(ram: 8 << 30, "dma_mask_bits=32")
+        defer { withExtendedLifetime(devices) {} }
+        let driver = try #require(nvme.driver as? NVMeDriver)
+        for _ in 0..<3 {
+            let queues = try #require(driver.controller.withLock { $0 }).ioQueues
+            #expect(queues.count == devices.ram.cpus && queues.allSatisfy { !$0.controllerStopped })
+            try nvme.io("verify 256K count=4 threads=2")
+            try nvme.remove()
+            #expect(queues.allSatisfy { $0.controllerStopped })
+            try nvme.probe()
+        }
+        #expect(nvme.statsText.contains("\nerrors 0\n"))
+    }
+
     /// drivers/nvme/host/fault_inject.c: with probability 100 and times 2 the next two
     /// completions end with the injected status (NVME_SC_INVALID_OPCODE | NVME_SC_DNR:
     /// BLK_STS_NOTSUPP), the third is the controller's. A failed request still gives back

@@ -21,15 +21,17 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
 
     public init() {}
 
+    /// `thread`: a controller thread per queue, the interrupt handled there; `inline`: the
+    /// ringing thread runs the controller and takes the interrupt.
+    enum Completion: String { case thread, inline }
+
     struct Parameters {
         /// "prp" (the pre-6.16 pool names) or "descriptor" (6.16's).
         var poolNames = "prp"
         /// Use SGLs when the average segment is at least this many bytes; 0: PRPs always.
         var sglThreshold = 0
         var ioQueueDepth = 1024
-        /// "thread": a controller thread per queue, the interrupt handled there; "inline":
-        /// the ringing thread runs the controller and takes the interrupt.
-        var completion = "thread"
+        var completion = Completion.thread
         /// The controller runs each doorbell's batch last-first.
         var reorder = false
         var disk = DiskParameters()
@@ -71,7 +73,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     }
 
     private let state = PthreadMutex(Parameters())
-    private let controller = PthreadMutex<Controller?>(nil)
+    let controller = PthreadMutex<Controller?>(nil)
     private let queues = CoherentBuffers()
     private let faults = NVMeFaultInject()
     public var queue: BlockQueue? { controller.withLock { $0?.queue } }
@@ -79,7 +81,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     public var parameters: [(name: String, value: String)] {
         let p = state.withLock { $0 }
         return [("pool_names", p.poolNames), ("sgl_threshold", String(p.sglThreshold)),
-                ("io_queue_depth", String(p.ioQueueDepth)), ("completion", p.completion), ("reorder", p.reorder ? "1" : "0")]
+                ("io_queue_depth", String(p.ioQueueDepth)), ("completion", p.completion.rawValue), ("reorder", p.reorder ? "1" : "0")]
             + faults.parameters + p.disk.values
     }
 
@@ -113,8 +115,8 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             let on = try StoreParsing.number(value, max: 1)
             state.withLock { $0.reorder = on == 1 }
         case "completion":
-            guard value == "thread" || value == "inline" else { throw .invalidArgument }
-            state.withLock { $0.completion = value }
+            guard let completion = Completion(rawValue: value) else { throw .invalidArgument }
+            state.withLock { $0.completion = completion }
         default:
             try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }
         }
@@ -152,7 +154,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
                 let host = NVMeQueue(entries: completion.cpu, depth: p.ioQueueDepth, doorbell: doorbell)
                 ioQueues.append(try NVMeIOQueue(qid: qid, submissionQueue: submission.cpu, completionQueue: host, emulated: emulated,
                                                 depth: p.ioQueueDepth, pagePool: pagePool, smallPool: smallPool,
-                                                threaded: p.completion == "thread", reorder: p.reorder, faults: faults))
+                                                threaded: p.completion == .thread, reorder: p.reorder, faults: faults))
             }
         } catch {
             for io in ioQueues { io.shutdown() }

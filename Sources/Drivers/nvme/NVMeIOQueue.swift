@@ -96,6 +96,9 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
         }
     }
 
+    /// The controller's thread has ended (remove), or there is none (for tests).
+    var controllerStopped: Bool { controller?.finished ?? true }
+
     /// Remove, once the queue is frozen: the controller's thread ends.
     func shutdown() {
         doorbell.lock()
