@@ -2,11 +2,13 @@ import Block
 import DMA
 @testable import Drivers
 import Foundation
+import Hardware
 import Lib
 import Locking
 import SystemPackage
 import TestSupport
 import Testing
+import Trace
 
 /// The SGL the driver writes, read back element by element.
 struct SGE: Equatable, CustomStringConvertible {
@@ -139,6 +141,81 @@ struct SGE: Equatable, CustomStringConvertible {
         // 2 threads x 8 x (write + read) x 64 KiB.
         #expect(hba.statsText.contains("\nios 32\nbytes 2097152\nbounced_bytes 2097152\nerrors 0\n"))
         #expect(devices.platform.swiotlb?.used == 0)
+    }
+
+    /// The reply queue's interrupt handler unmaps a request where it runs (_scsih_io_done()
+    /// -> scsi_dma_unmap()): with the IOC in a thread per vector that is the vector's
+    /// thread, never the submitter's; inline, the submitter's own. Bounced, so the unmap
+    /// copies the reads back there too. The trace names each call's thread.
+    @Test(arguments: ["thread", "inline"])
+    func theReplyInterruptUnmapsInItsOwnContext(completion: String) throws {
+        let tracer = Tracer(kernel: .v6_12)
+        tracer.enable([.dmaMapSG, .dmaUnmapSG], true)
+        let devices = try smallDevices(ram: 8 << 30, tracer: tracer)
+        let hba = try devices.add("mpt3sas hba0 hba_queue_depth=512 capacity=64M dma_mask_bits=32 completion=\(completion)")
+        try hba.io("verify 64K count=8")
+        let entries = tracer.entries()
+        let maps = entries.filter { $0.event == .dmaMapSG }, unmaps = entries.filter { $0.event == .dmaUnmapSG }
+        #expect(maps.count == 16 && unmaps.count == 16)
+        #expect(Set(maps.map(\.pid)).count == 1, "one submitting thread")
+        if completion == "thread" {
+            #expect(Set(maps.map(\.pid)).isDisjoint(with: Set(unmaps.map(\.pid))))
+        } else {
+            #expect(Set(unmaps.map(\.pid)) == Set(maps.map(\.pid)))
+        }
+        #expect(devices.platform.swiotlb?.used == 0 && hba.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// A request the IOC fails (a frame whose function it does not know) is completed from
+    /// its Address Reply like any other: the waiter gets the frame's IOCStatus
+    /// (MPI2_IOCSTATUS_INVALID_FUNCTION), the SMID is free again, the reply frame is back
+    /// on the free queue and the IOC said why in the log.
+    @Test(arguments: ["thread", "inline"])
+    func aFailedRequestCompletesWithItsIOCStatus(completion: String) throws {
+        let (devices, hba) = try hba(ram: 1 << 30, "completion=\(completion)")
+        defer { withExtendedLifetime(devices) {} }
+        let driver = try #require(hba.driver as? MPT3SASDriver)
+        let adapter = try #require(driver.adapter.withLock { $0 })
+        let free = adapter.smids.available
+        let smid = adapter.smids.get()
+        let frame = adapter.requestFrames.value + smid * MPT3SASDriver.requestFrameSize
+        frame.initializeMemory(as: UInt8.self, repeating: 0, count: MPT3SASDriver.requestFrameSize)
+        frame.storeBytes(of: 0x77, toByteOffset: MPT3SASFrame.function, as: UInt8.self)
+        var status = CompletionWait.pending
+        let noList = UnsafeMutableBufferPointer<ScatterEntry>(start: nil, count: 0)
+        let vector = adapter.vector
+        let ended = withUnsafeMutablePointer(to: &status) { waiter in
+            vector.post(smid, list: noList, .toDevice, waiter: waiter)
+            vector.flush()
+            return vector.wait(waiter)
+        }
+        #expect(ended == MPT3SASReply.IOCStatus.invalidFunction.rawValue && status == ended)
+        #expect(adapter.smids.available == free)
+        let why = "mpt3sas_cm0: ioc status: scsi io failed for smid(\(smid)): unknown function"
+        let logged = devices.ram.log.texts().contains { $0.hasSuffix(why) }
+        #expect(logged)
+        // The reply frame went back: the IOC takes frames from the free queue for every
+        // failure after it, which a later verify would not survive without them.
+        try hba.io("verify 4096 count=20")
+        #expect(hba.statsText.contains("\nerrors 0\n"))
+    }
+
+    /// Remove freezes the queue, then ends each vector's IOC thread (and joins it): probe
+    /// and remove again and again leave no thread behind, and the next probe's serve I/O.
+    @Test func removeEndsEveryVectorsThread() throws {
+        let (devices, hba) = try hba()
+        defer { withExtendedLifetime(devices) {} }
+        let driver = try #require(hba.driver as? MPT3SASDriver)
+        for _ in 0..<3 {
+            let vectors = driver.vectors
+            // cpu_msix_table on two CPUs over 12 queues: vectors 0 and 1.
+            #expect(vectors.map(\.msix) == [0, 1] && vectors.allSatisfy { !$0.stopped })
+            try hba.io("verify 256K count=4 threads=2")
+            try hba.remove()
+            #expect(vectors.allSatisfy { $0.stopped })
+            try hba.probe()
+        }
+        #expect(hba.statsText.contains("\nerrors 0\n"))
     }
 
     @Test func theDiskReadsWhatIoWrote() throws {

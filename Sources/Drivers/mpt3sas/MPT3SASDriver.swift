@@ -7,7 +7,8 @@
 //   chains per I/O = (256 - 1 SGE in the main frame) / 7 SGEs per 128-byte chain + 1 = 37
 // Remove frees the chain buffers one by one in allocation order, then destroys the pools.
 // I/O (_base_build_sg_scmd_ieee()): each command takes a SMID, whose request frame and
-// chains_needed_per_io chain buffers are its own; see MPT3SASSGL and MPT3SASController.
+// chains_needed_per_io chain buffers are its own; see MPT3SASSGL and MPT3SASController,
+// and MPT3SASVector for its way to the IOC and its completion.
 import Block
 import DMA
 import Hardware
@@ -29,6 +30,7 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         /// The seed's 2018 driver allocated one reply_post_free block per queue; the
         /// current driver allocates chunks of up to 16 queues.
         var replyPostFreePerQueue = true
+        var completion = CompletionContext.thread
         var disk = DiskParameters()
     }
 
@@ -43,11 +45,14 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         /// SMIDs 1...scsiio_depth, as the scsi lookup's free list.
         let smids: TagSet
         let replies: MPT3SASReplyQueue
+        /// By MSI-X index: the vectors some CPU's requests go to (cpu_msix_table's).
+        let vectors: [MPT3SASVector?]
         /// IOCInit's RDPQ array (nil without RDPQ).
         let rdpqArray: HeldBlock?
 
         init(queue: BlockQueue, controller: MPT3SASController, replies: MPT3SASReplyQueue, rdpqArray: HeldBlock?,
-             requestFrames: UnsafeMutableRawPointer, chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int) {
+             requestFrames: UnsafeMutableRawPointer, chains: [HeldBlock], chainsPerIO: Int, chainSegmentSize: Int, depth: Int,
+             threaded: Bool) throws(Errno) {
             self.queue = queue
             self.controller = controller
             self.replies = replies
@@ -56,11 +61,26 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
             self.chains = chains
             self.chainsPerIO = chainsPerIO
             self.chainSegmentSize = chainSegmentSize
-            smids = TagSet(1...depth)
+            let smids = TagSet(1...depth), trackers = MPT3SASTrackers(smids: depth)
+            self.smids = smids
+            var vectors: [MPT3SASVector?] = replies.posts.map { _ in nil }
+            do throws(Errno) {
+                for msix in Set(replies.cpuMSIx).sorted() {
+                    vectors[msix] = try MPT3SASVector(msix: msix, ioc: controller, replies: replies, trackers: trackers,
+                                                      smids: smids, threaded: threaded)
+                }
+            } catch {
+                for vector in vectors { vector?.shutdown() }
+                throw error
+            }
+            self.vectors = vectors
         }
+
+        /// The vector of the calling CPU's requests (_base_get_msix_index()).
+        var vector: MPT3SASVector { vectors[replies.msixIndex]! }
     }
 
-    private let adapter = PthreadMutex<Adapter?>(nil)
+    let adapter = PthreadMutex<Adapter?>(nil)
     public var queue: BlockQueue? { adapter.withLock { $0?.queue } }
 
     /// From the IOC facts of the seed's HBA.
@@ -81,7 +101,7 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
             ("hba_queue_depth", String(p.hbaQueueDepth)), ("max_sgl_entries", String(p.maxSGLEntries)),
             ("reply_queue_count", String(p.replyQueueCount)), ("rdpq", p.rdpq ? "1" : "0"),
             ("chain_segment_size", String(p.chainSegmentSize)),
-            ("reply_post_free", p.replyPostFreePerQueue ? "per_queue" : "chunks"),
+            ("reply_post_free", p.replyPostFreePerQueue ? "per_queue" : "chunks"), ("completion", p.completion.rawValue),
         ] + p.disk.values
     }
 
@@ -111,6 +131,9 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         case "reply_post_free":
             guard value == "per_queue" || value == "chunks" else { throw .invalidArgument }
             state.withLock { $0.replyPostFreePerQueue = value == "per_queue" }
+        case "completion":
+            guard let completion = CompletionContext(rawValue: value) else { throw .invalidArgument }
+            state.withLock { $0.completion = completion }
         default:
             try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }
         }
@@ -196,47 +219,52 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
             maxSegments: p.maxSGLEntries, maxSegmentSize: 65536,
             maxTransfer: min(32767 * BlockLimits.sectorSize, device.maxMappingSize / BlockLimits.sectorSize * BlockLimits.sectorSize))
         let queue = BlockQueue(device: device, capacity: store.capacity, limits: limits, driver: self)
-        adapter.withLock {
-            $0 = Adapter(queue: queue, controller: controller, replies: replies, rdpqArray: rdpqArray, requestFrames: requestFrames.cpu,
-                         chains: Array(chains),
-                         chainsPerIO: sizes.chainsPerIO, chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth)
-        }
+        let made = try Adapter(queue: queue, controller: controller, replies: replies, rdpqArray: rdpqArray,
+                               requestFrames: requestFrames.cpu, chains: Array(chains), chainsPerIO: sizes.chainsPerIO,
+                               chainSegmentSize: p.chainSegmentSize, depth: sizes.scsiioDepth, threaded: p.completion == .thread)
+        adapter.withLock { $0 = made }
     }
 
     /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), its
-    /// request frame and chains (the SMID's own, preallocated), the IOC runs it and posts
-    /// its reply into the CPU's reply queue, whose interrupt (_base_interrupt()) takes it;
-    /// the SMID goes back.
+    /// request frame and chains (the SMID's own, preallocated), posted to the IOC with the
+    /// CPU's MSI-X index; the bio's next requests go out (`inFlight`) while it runs. Its
+    /// reply completes it in the vector's interrupt (MPT3SASVector), which unmaps its list
+    /// and frees its SMID.
     public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
                         inFlight: () throws(Errno) -> Void) throws(Errno) {
+        // Never while the queue is entered: stop() freezes it before dropping the adapter.
         guard let adapter = adapter.withLock({ $0 }) else { throw .noDevice }
-        do {
-            let tag = adapter.smids.get()
-            defer { adapter.smids.put(tag) }
-            let frame = adapter.requestFrames.value + tag * Self.requestFrameSize
-            MPT3SASSGL.buildRequest(frame, command)
-            let first = (tag - 1) * adapter.chainsPerIO
-            MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
-            let replies = adapter.replies, msix = replies.msixIndex
-            replies.expect(tag)
-            let posted = adapter.controller.execute(smid: tag, msix: msix)
-            replies.process(msix)
-            guard posted, let status = replies.result(tag) else {
-                adapter.queue.device.err("mpt3sas_cm0: smid(\(tag)): no reply (command timeout)")
-                throw .ioError
-            }
-            // _scsih_io_done(): any IOC status but success is an error (DID_SOFT_ERROR and
-            // the like), which the midlayer ends as EIO.
-            guard status == MPT3SASReply.IOCStatus.success.rawValue else { throw .ioError }
+        let vector = adapter.vector
+        let tag = adapter.smids.get(flushing: vector.flush)
+        let frame = adapter.requestFrames.value + tag * Self.requestFrameSize
+        MPT3SASSGL.buildRequest(frame, command)
+        let first = (tag - 1) * adapter.chainsPerIO
+        MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
+        var status = CompletionWait.pending
+        let behind = withUnsafeMutablePointer(to: &status) { waiter -> Result<Void, Errno> in
+            vector.post(tag, list: list, command.write ? .toDevice : .fromDevice, waiter: waiter)
+            let behind = Result { () throws(Errno) in try inFlight() }
+            vector.flush()
+            _ = vector.wait(waiter)
+            return behind
         }
-        try inFlight()
+        // _scsih_io_done(): any IOC status but success is an error (DID_SOFT_ERROR and the
+        // like), which the midlayer ends as EIO; a command with no reply timed out.
+        guard status == MPT3SASReply.IOCStatus.success.rawValue else { throw .ioError }
+        try behind.get()
     }
 
+    public var unmapsAtCompletion: Bool { true }
+
     public func stop() {
-        let queue = adapter.withLock { $0?.queue }
-        queue?.freeze()
-        adapter.withLock { $0 = nil }
+        let adapter = adapter.withLock { $0 }
+        adapter?.queue.freeze()
+        self.adapter.withLock { $0 = nil }
+        for vector in adapter?.vectors ?? [] { vector?.shutdown() }
     }
+
+    /// The vectors in use (for tests).
+    var vectors: [MPT3SASVector] { adapter.withLock { $0 }?.vectors.compactMap { $0 } ?? [] }
 
     public func remove(_ device: Device) { frames.freeAll(device) }
 

@@ -6,14 +6,14 @@
 // status and goes back to the free queue; each entry is set back to all ones, and the
 // host indexes are written to the IOC. The request's queue is the CPU's MSI-X vector
 // (cpu_msix_table, as _base_assign_reply_queues()'s grouping of CPUs over the queues
-// makes it); its interrupt is taken at once, in the submitting thread.
+// makes it); its interrupt is taken where MPT3SASVector says.
 import DMA
 import Hardware
 import Lib
 import Locking
 import SystemPackage
 
-final class MPT3SASReplyQueue: @unchecked Sendable {  // `state` guards the queues' memory and `results`
+final class MPT3SASReplyQueue: @unchecked Sendable {  // `state` guards the queues' memory
     let posts: [UnsafeSendable<UnsafeMutableRawPointer>]
     let postDepth: Int
     let free: UnsafeMutableRawPointer
@@ -31,9 +31,6 @@ final class MPT3SASReplyQueue: @unchecked Sendable {  // `state` guards the queu
         var freeHostIndex: Int
     }
     private let state: SpinLock<State>
-    /// Per SMID: the IOCStatus of its reply, or `pending`.
-    private let results: UnsafeMutablePointer<UInt16>
-    static let pending = UInt16.max
 
     init(posts: [UnsafeMutableRawPointer], postDepth: Int, free: UnsafeMutableRawPointer, freeDepth: Int,
          frames: UnsafeMutableRawPointer, framesDMA: DMAAddr, frameSize: Int, smids: Int, cpus: Int, ioc: MPT3SASReplyQueues) {
@@ -52,11 +49,7 @@ final class MPT3SASReplyQueue: @unchecked Sendable {  // `state` guards the queu
             free.storeBytes(of: UInt32(truncatingIfNeeded: framesDMA + DMAAddr(i * frameSize)).littleEndian, toByteOffset: i * 4, as: UInt32.self)
         }
         state = SpinLock(State(hostIndex: posts.map { _ in 0 }, freeHostIndex: freeDepth - 1))
-        results = .allocate(capacity: smids + 1)
-        results.initialize(repeating: Self.pending, count: smids + 1)
     }
-
-    deinit { results.deallocate() }
 
     /// _base_assign_reply_queues()'s fall-back: nr_cpus / nr_msix CPUs to each queue in
     /// order, one more to the first nr_cpus % nr_msix, until the CPUs run out. (With
@@ -81,49 +74,54 @@ final class MPT3SASReplyQueue: @unchecked Sendable {  // `state` guards the queu
     /// The host index of each queue (for tests).
     var hostIndexes: [Int] { state.withLock { $0.hostIndex } }
 
-    func expect(_ smid: Int) { state.withLock { _ in results[smid] = Self.pending } }
-
-    /// _base_process_reply_queue() on queue `msix`. Returns how many descriptors it took.
+    /// _base_process_reply_queue() on queue `msix`: `complete` gets each descriptor's SMID
+    /// and IOC status, outside the queues' lock (a completion unmaps, and may copy bounce
+    /// buffers back). Returns how many descriptors it took.
     @discardableResult
-    func process(_ msix: Int) -> Int {
-        let post = posts[msix].value
-        let (found, host, freeHost) = state.withLock { s -> (Int, Int, Int?) in
-            var found = 0
-            var returned = false
-            while true {
-                let entry = post + s.hostIndex[msix] * MPT3SASReply.descriptorSize
-                let words = UInt64(littleEndian: entry.load(as: UInt64.self))
-                let type = UInt8(truncatingIfNeeded: words) & MPT3SASReply.typeMask
-                guard type != MPT3SASReply.unused, UInt32(truncatingIfNeeded: words) != .max, UInt32(words >> 32) != .max else { break }
-                let smid = Int(UInt16(truncatingIfNeeded: words >> 16))
-                var status = MPT3SASReply.IOCStatus.success.rawValue
-                if type == MPT3SASReply.addressReply {
-                    // 32 bits, as reply_dma_min/max_address and the frames' 4 GiB region.
-                    let reply = UInt32(words >> 32), first = UInt32(truncatingIfNeeded: framesDMA)
-                    if reply >= first, Int(reply - first) <= (freeDepth - 1) * frameSize {
-                        let frame = frames + Int(reply - first)
-                        status = UInt16(littleEndian: frame.loadUnaligned(fromByteOffset: MPT3SASReply.iocStatus, as: UInt16.self))
-                        s.freeHostIndex = (s.freeHostIndex + 1) % freeDepth
-                        free.storeBytes(of: UInt32(reply).littleEndian, toByteOffset: s.freeHostIndex * 4, as: UInt32.self)
-                        returned = true
-                    } else {
-                        status = MPT3SASReply.IOCStatus.invalidField.rawValue  // a frame not ours: reply = 0
-                    }
-                } else if type != MPT3SASReply.scsiIOSuccess {
-                    status = MPT3SASReply.IOCStatus.invalidFunction.rawValue
-                }
-                if smid > 0, smid <= smidCount { results[smid] = status }
-                entry.storeBytes(of: UInt64.max, as: UInt64.self)
-                s.hostIndex[msix] = (s.hostIndex[msix] + 1) % postDepth
-                found += 1
-            }
-            return (found, s.hostIndex[msix], returned ? s.freeHostIndex : nil)
+    func process(_ msix: Int, _ complete: (_ smid: Int, _ status: UInt16) -> Void) -> Int {
+        var found = 0
+        var returned = false
+        while let (smid, status, freed) = next(msix) {
+            found += 1
+            returned = returned || freed
+            if smid > 0, smid <= smidCount { complete(smid, status) }
         }
-        if let freeHost { ioc.ringFreeHost(freeHost) }
+        let (host, freeHost) = state.withLock { ($0.hostIndex[msix], $0.freeHostIndex) }
+        if returned { ioc.ringFreeHost(freeHost) }
         if found > 0 { ioc.ringPostHost(msix, host) }
         return found
     }
 
-    /// The IOCStatus of SMID `smid`'s reply, nil while none has come.
-    func result(_ smid: Int) -> UInt16? { state.withLock { _ in results[smid] == Self.pending ? nil : results[smid] } }
+    /// The descriptor at queue `msix`'s host index, set back to all ones and passed: its
+    /// SMID, IOC status, and whether it gave a reply frame back to the free queue.
+    private func next(_ msix: Int) -> (smid: Int, status: UInt16, freed: Bool)? {
+        let post = posts[msix].value
+        return state.withLock { s -> (Int, UInt16, Bool)? in
+            let entry = post + s.hostIndex[msix] * MPT3SASReply.descriptorSize
+            let words = UInt64(littleEndian: entry.load(as: UInt64.self))
+            let type = UInt8(truncatingIfNeeded: words) & MPT3SASReply.typeMask
+            guard type != MPT3SASReply.unused, UInt32(truncatingIfNeeded: words) != .max, UInt32(words >> 32) != .max else { return nil }
+            let smid = Int(UInt16(truncatingIfNeeded: words >> 16))
+            var status = MPT3SASReply.IOCStatus.success.rawValue
+            var freed = false
+            if type == MPT3SASReply.addressReply {
+                // 32 bits, as reply_dma_min/max_address and the frames' 4 GiB region.
+                let reply = UInt32(words >> 32), first = UInt32(truncatingIfNeeded: framesDMA)
+                if reply >= first, Int(reply - first) <= (freeDepth - 1) * frameSize {
+                    let frame = frames + Int(reply - first)
+                    status = UInt16(littleEndian: frame.loadUnaligned(fromByteOffset: MPT3SASReply.iocStatus, as: UInt16.self))
+                    s.freeHostIndex = (s.freeHostIndex + 1) % freeDepth
+                    free.storeBytes(of: UInt32(reply).littleEndian, toByteOffset: s.freeHostIndex * 4, as: UInt32.self)
+                    freed = true
+                } else {
+                    status = MPT3SASReply.IOCStatus.invalidField.rawValue  // a frame not ours: reply = 0
+                }
+            } else if type != MPT3SASReply.scsiIOSuccess {
+                status = MPT3SASReply.IOCStatus.invalidFunction.rawValue
+            }
+            entry.storeBytes(of: UInt64.max, as: UInt64.self)
+            s.hostIndex[msix] = (s.hostIndex[msix] + 1) % postDepth
+            return (smid, status, freed)
+        }
+    }
 }

@@ -21,17 +21,13 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
 
     public init() {}
 
-    /// `thread`: a controller thread per queue, the interrupt handled there; `inline`: the
-    /// ringing thread runs the controller and takes the interrupt.
-    enum Completion: String { case thread, inline }
-
     struct Parameters {
         /// "prp" (the pre-6.16 pool names) or "descriptor" (6.16's).
         var poolNames = "prp"
         /// Use SGLs when the average segment is at least this many bytes; 0: PRPs always.
         var sglThreshold = 0
         var ioQueueDepth = 1024
-        var completion = Completion.thread
+        var completion = CompletionContext.thread
         /// The controller runs each doorbell's batch last-first.
         var reorder = false
         var disk = DiskParameters()
@@ -115,7 +111,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             let on = try StoreParsing.number(value, max: 1)
             state.withLock { $0.reorder = on == 1 }
         case "completion":
-            guard let completion = Completion(rawValue: value) else { throw .invalidArgument }
+            guard let completion = CompletionContext(rawValue: value) else { throw .invalidArgument }
             state.withLock { $0.completion = completion }
         default:
             try state.withLock { (p) throws(Errno) in guard try p.disk.set(name, value) else { throw .invalidArgument } }

@@ -8,10 +8,8 @@
 // raises the queue's interrupt, whose handler (nvme_irq()) runs in that thread as an IRQ
 // handler runs on the vector's CPU: every entry found is completed, whoever submitted it:
 // its list unmapped and its descriptors back to their pools (nvme_unmap_data()), the tag
-// freed, the status to the request's waiter, who is woken. Both ends poll before they
-// sleep, as QEMU's iothreads poll their event sources (poll-max-ns, 32 us by default):
-// on this machine waking a sleeping thread on the other CPU costs about 60 us, so a
-// request at depth 1 would otherwise pay two such wake-ups. With `completion=inline` the
+// freed, the status to the request's waiter (CompletionWait), who is woken. Both ends
+// poll before they sleep (IOThread, CompletionWait). With `completion=inline` the
 // ringing thread runs the controller and takes the interrupt itself (dmaemu's synchronous
 // model, kept to measure what the thread costs).
 import Block
@@ -21,10 +19,9 @@ import DMAPool
 import Hardware
 import Lib
 import Locking
-import Synchronization
 import SystemPackage
 
-final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `completion` guards the iods and waiters
+final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `completion.lock` guards the iods and waiters
     let qid: Int
     let submissionQueue: UnsafeMutableRawPointer
     let completionQueue: NVMeQueue
@@ -54,21 +51,11 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
         var rung = 0
     }
     private let order = SpinLock(Ends())
-    private let completion = ConditionLock()
-    /// The controller's thread sleeps on it until the doorbell or remove (`stopping`).
-    private let doorbell = ConditionLock()
-    private var stopping = false
-    private var controller: KThread?
-    /// Doorbell writes, and whether the controller sleeps (and must be woken to see them).
-    private let rings = Atomic<Int>(0)
-    private let asleep = Atomic<Bool>(false)
-    /// Interrupts that completed something: what a polling waiter watches.
-    private let interrupts = Atomic<Int>(0)
-    /// How long either end polls before it sleeps (QEMU's default poll-max-ns).
-    static let pollWindow = Duration.microseconds(32)
+    private let completion = CompletionWait()
+    private var controller: IOThread?
 
     /// A waiter's status before its completion.
-    static let pending = UInt16.max
+    static let pending = CompletionWait.pending
     /// The status of a command the controller never completed (nvme_timeout() aborts it).
     static let timedOut = UInt16.max - 1
 
@@ -91,7 +78,7 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
         slots = .allocate(capacity: depth)
         slots.initialize(repeating: 0, count: depth)
         if threaded {
-            guard let thread = KThread({ [self] in runController() }) else { throw .noMemory }
+            guard let thread = IOThread({ [self] in runQueued() }) else { throw .noMemory }
             controller = thread
         }
     }
@@ -100,13 +87,7 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     var controllerStopped: Bool { controller?.finished ?? true }
 
     /// Remove, once the queue is frozen: the controller's thread ends.
-    func shutdown() {
-        doorbell.lock()
-        stopping = true
-        doorbell.signal()
-        doorbell.unlock()
-        controller?.join()
-    }
+    func shutdown() { controller?.stop() }
 
     deinit {
         iods.deallocate()
@@ -127,9 +108,9 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     /// completion will unmap `list`, free `descriptors` and write its status through `waiter`.
     func queue(_ tag: Int, descriptors: Descriptors, list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection,
                waiter: UnsafeMutablePointer<UInt16>) {
-        completion.lock()
+        completion.lock.lock()
         iods[tag] = IOD(descriptors: descriptors, list: list, direction: direction, waiter: waiter)
-        completion.unlock()
+        completion.lock.unlock()
         order.withLock { ends in
             slots[ends.tail % depth] = UInt16(tag)
             ends.tail += 1
@@ -143,34 +124,8 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
             defer { ends.rung = ends.tail }
             return ends.rung != ends.tail
         }) else { return }
-        guard controller != nil else { return runQueued() }
-        rings.add(1, ordering: .sequentiallyConsistent)
-        guard asleep.load(ordering: .sequentiallyConsistent) else { return }
-        doorbell.lock()
-        doorbell.signal()
-        doorbell.unlock()
-    }
-
-    /// The controller's thread: polls the doorbell, sleeps when it stays quiet, and runs the
-    /// commands and the interrupt each time it was rung.
-    private func runController() {
-        var seen = 0
-        while true {
-            let deadline = ContinuousClock.now + Self.pollWindow
-            while rings.load(ordering: .sequentiallyConsistent) == seen && ContinuousClock.now < deadline { sched_yield() }
-            if rings.load(ordering: .sequentiallyConsistent) == seen {
-                doorbell.lock()
-                // Asleep before looking again: a ring after this look sees `asleep` and signals.
-                asleep.store(true, ordering: .sequentiallyConsistent)
-                while rings.load(ordering: .sequentiallyConsistent) == seen && !stopping { doorbell.wait() }
-                asleep.store(false, ordering: .sequentiallyConsistent)
-                let stop = stopping && rings.load(ordering: .sequentiallyConsistent) == seen
-                doorbell.unlock()
-                if stop { return }
-            }
-            seen = rings.load(ordering: .sequentiallyConsistent)
-            runQueued()
-        }
+        guard let controller else { return runQueued() }
+        controller.ring()
     }
 
     /// Every command from the head to the tail, then the interrupt.
@@ -199,25 +154,21 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     private func run(slot: Int) {
         guard !emulated.execute(slot: slot) else { return }
         emulated.device.err("nvme nvme0: I/O tag \(slot) QID \(qid) timeout, aborting: no completion")
-        completion.lock()
+        completion.lock.lock()
         complete(slot, status: Self.timedOut)
-        interrupts.add(1, ordering: .releasing)
-        completion.broadcast()
-        completion.unlock()
+        completion.raised()
+        completion.lock.unlock()
     }
 
     /// nvme_irq(): every new completion, then the waiters are woken.
     func interrupt() {
-        completion.lock()
+        completion.lock.lock()
         let found = completionQueue.process { id, status in complete(id, status: status) }
-        if found > 0 {
-            interrupts.add(1, ordering: .releasing)
-            completion.broadcast()
-        }
-        completion.unlock()
+        if found > 0 { completion.raised() }
+        completion.lock.unlock()
     }
 
-    /// nvme_handle_cqe() with the request's completion; under `completion`.
+    /// nvme_handle_cqe() with the request's completion; under `completion.lock`.
     private func complete(_ id: Int, status: UInt16) {
         guard id < depth - 1, let waiter = iods[id].waiter else {
             emulated.device.err("nvme nvme0: invalid id \(id) completed on queue \(qid)")
@@ -231,26 +182,5 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     }
 
     /// Until the request whose status goes to `waiter` has completed; its status.
-    func wait(_ waiter: UnsafeMutablePointer<UInt16>) -> UInt16 {
-        // Polled first: the status is looked at (under the lock) after each new interrupt.
-        var seen = -1
-        let deadline = ContinuousClock.now + Self.pollWindow
-        repeat {
-            let count = interrupts.load(ordering: .acquiring)
-            guard count != seen else {
-                sched_yield()
-                continue
-            }
-            seen = count
-            completion.lock()
-            let status = waiter.pointee
-            completion.unlock()
-            if status != Self.pending { return status }
-        } while controller != nil && ContinuousClock.now < deadline
-        completion.lock()
-        while waiter.pointee == Self.pending { completion.wait() }
-        let status = waiter.pointee
-        completion.unlock()
-        return status
-    }
+    func wait(_ waiter: UnsafeMutablePointer<UInt16>) -> UInt16 { completion.wait(waiter, poll: controller != nil) }
 }
