@@ -53,6 +53,13 @@ public protocol BlockDriver: AnyObject, Sendable {
                    behind: () throws(Errno) -> Void) throws(Errno) -> Submission
     /// REQ_OP_FLUSH.
     func flush() throws(Errno)
+    /// commit_rqs: the task's plug ended; what it queued without telling the hardware
+    /// (nvme's submission queue tail) is told now.
+    func commitRequests()
+}
+
+extension BlockDriver {
+    public func commitRequests() {}
 }
 
 /// A driver of a device that does DMA: requests are mapped for it and handed over as
@@ -141,6 +148,9 @@ public final class BlockQueue: Sendable {
         guard let driver else { throw .noDevice }
         return try driver.submitBio(buffer, lba: lba, write: write, on: self, behind: behind)
     }
+
+    /// blk_finish_plug(): the driver commits what the task queued.
+    public func finishPlug() { driver?.commitRequests() }
 
     /// A FLUSH through the driver: what was written is durable when it returns.
     public func flush() throws(Errno) {

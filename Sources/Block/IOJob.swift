@@ -1,8 +1,12 @@
-// The `io` file: "<read|write|verify> <bytes> [count=N] [threads=N] [iodepth=N] [offset=B]
-// [random] [seed=S]". Each thread does `count` transfers of `bytes` through the driver,
-// `iodepth` of them in flight at once (fio's iodepth, with the batch submitted together:
-// each transfer's bios go out while the one before it is in flight, as one io_submit()
-// of them under a plug sends them); sequential transfers follow each other from `offset`
+// The `io` file: "<read|write|verify> <bytes> [count=N] [threads=N] [iodepth=N]
+// [iodepth_batch=N] [offset=B] [random] [seed=S]". Each thread does `count` transfers of
+// `bytes` through the driver, `iodepth` of them in flight at once (fio's iodepth): each
+// transfer's bios go out while the one before it is in flight, and the batch completes
+// together before the next one is sent. `iodepth_batch` (fio's iodepth_batch_submit) is how
+// many transfers go under one plug: the plug ends (the driver's commit_rqs, nvme's
+// doorbell) after every that many, so the device starts on them while the thread sends the
+// rest. Its default is the whole batch, as one io_submit() of them under a plug sends
+// them; fio's own default is 1. Sequential transfers follow each other from `offset`
 // (thread t starts t * count transfers in), random ones land on `bytes`-aligned offsets
 // drawn from the seed. `write` puts the seeded pattern on the disk, `verify` writes a
 // batch and reads it back, failing with EIO on the first byte that differs. The write
@@ -21,6 +25,8 @@ public struct IOJob: Equatable, Sendable {
     public var count = 1
     public var threads = 1
     public var iodepth = 1
+    /// Transfers per plug; nil: the whole batch.
+    public var iodepthBatch: Int?
     public var offset = 0
     public var random = false
     public var seed: UInt64 = 1
@@ -50,12 +56,14 @@ public struct IOJob: Equatable, Sendable {
             case ("count", 2): count = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxTransfers)))
             case ("threads", 2): threads = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxThreads)))
             case ("iodepth", 2): iodepth = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxIODepth)))
+            case ("iodepth_batch", 2): iodepthBatch = Int(try StoreParsing.number(parts[1], max: UInt64(Self.maxIODepth)))
             case ("offset", 2): offset = Int(try StoreParsing.size(parts[1], max: 1 << 50))
             case ("seed", 2): seed = try StoreParsing.number(parts[1])
             default: throw .invalidArgument
             }
         }
         guard count >= 1, threads >= 1, iodepth >= 1, count * threads <= Self.maxTransfers else { throw .invalidArgument }
+        if let iodepthBatch { guard (1...iodepth).contains(iodepthBatch) else { throw .invalidArgument } }
     }
 
     /// The disk offset of thread `thread`'s transfer `index`.
@@ -178,7 +186,7 @@ public struct IOJob: Equatable, Sendable {
                     current = (positions[0], true)
                     var sent = 0
                     while sent < batch {
-                        sent = try sendBatch(from: sent, to: batch, &result) { (k, _, behind) throws(Errno) in
+                        sent = try sendBatch(from: sent, to: batch, queue, &result) { (k, _, behind) throws(Errno) in
                             try writePattern(queue, buffers[k], at: positions[k], behind: behind)
                         }
                     }
@@ -187,7 +195,7 @@ public struct IOJob: Equatable, Sendable {
                     current = (positions[0], false)
                     var read = 0
                     while read < batch {
-                        read = try sendBatch(from: read, to: batch, &result) { (k, result, behind) throws(Errno) in
+                        read = try sendBatch(from: read, to: batch, queue, &result) { (k, result, behind) throws(Errno) in
                             try readBack(queue, buffers[k], at: positions[k], mismatch: &result.mismatch, behind: behind)
                         }
                     }
@@ -209,7 +217,7 @@ public struct IOJob: Equatable, Sendable {
     /// Transfers k... of a batch, each sent by `send` while the one before it is in flight.
     /// Returns where it stopped: the batch's end, or a transfer whose bounce buffers have
     /// to wait for the others' (EAGAIN from behind them).
-    private func sendBatch(from k: Int, to batch: Int, _ result: inout ThreadResult,
+    private func sendBatch(from k: Int, to batch: Int, _ queue: BlockQueue, _ result: inout ThreadResult,
                            _ send: (Int, inout ThreadResult, () throws(Errno) -> Void) throws(Errno) -> Submission) throws(Errno) -> Int {
         var reached = k + 1
         var behind = ThreadResult()
@@ -223,8 +231,9 @@ public struct IOJob: Equatable, Sendable {
             Result { () throws(Errno) in
                 try send(k, &result) { () throws(Errno) in
                     guard reached < batch else { return }
+                    if reached % (iodepthBatch ?? batch) == 0 { queue.finishPlug() }
                     do throws(Errno) {
-                        reached = try sendBatch(from: reached, to: batch, &behind, send)
+                        reached = try sendBatch(from: reached, to: batch, queue, &behind, send)
                     } catch {
                         guard error == .resourceTemporarilyUnavailable else { throw error }
                     }

@@ -16,6 +16,7 @@ struct NVMeQueueBench: ParsableCommand {
     @Option(help: "4 KiB requests per measurement, on a 256 MiB disk (1000...65536).") var requests = 50_000
     @Option(help: "Runs, interleaved with the limit's; the medians are reported (1...20).") var runs = 3
     @Option(help: "A compiled tools/limits/handoff_limit.c to run beside.") var limit: String?
+    @Option(help: "iodepth_batch of the depth-32 run: transfers per plug (fio's iodepth_batch_submit, default 1).") var batch = 1
     @Flag(help: "The result as one line of JSON.") var json = false
 
     func validate() throws {
@@ -54,7 +55,7 @@ struct NVMeQueueBench: ParsableCommand {
                 try machine.benchWrite("control/add_device", "nvme nvme0 capacity=256M completion=\(completion)")
                 _ = try time(machine, "read 4K count=1000")  // the disk's pages and the pools, once
                 let depth1 = try time(machine, "read 4K count=\(requests)")
-                let depth32 = try time(machine, "read 4K count=\(requests) iodepth=32")
+                let depth32 = try time(machine, "read 4K count=\(requests) iodepth=32 iodepth_batch=\(batch)")
                 let perCore = requests / cores
                 let cores1 = try time(machine, "read 4K count=\(perCore) threads=\(cores)")
                 let mib = Double(requests * 4096) / Double(1 << 20)

@@ -102,6 +102,7 @@ struct SGE: Equatable, CustomStringConvertible {
     @Test(arguments: [
         "verify 4096", "verify 512 offset=512", "verify 65536 count=20", "verify 1000 offset=77",
         "verify 1M offset=4095", "verify 8192 count=50 threads=4 random seed=9", "verify 3 offset=511",
+        "verify 64K count=40 iodepth=8 iodepth_batch=1",
     ])
     func verifyPasses(_ job: String) throws {
         let (machine, hba) = try hba()
@@ -244,7 +245,8 @@ struct SGE: Equatable, CustomStringConvertible {
 
     @Test(arguments: ["", "fetch 4096", "read", "read 0", "read 4096 count=0", "read 4096 threads=65", "read 4096 bogus=1",
                       "read 4096 count=2 count=3", "read 4096 offset=64M", "read 65M", "read 4096 offset=-1",
-                      "read 4096 iodepth=0", "read 4096 iodepth=1025", "read 4096 iodepth=2 iodepth=2", "read 4096 iodepth"])
+                      "read 4096 iodepth=0", "read 4096 iodepth=1025", "read 4096 iodepth=2 iodepth=2", "read 4096 iodepth",
+                      "read 4096 iodepth_batch=0", "read 4096 iodepth=2 iodepth_batch=3"])
     func badJobsChangeNothing(_ job: String) throws {
         let (machine, hba) = try hba()
         defer { withExtendedLifetime(machine) {} }

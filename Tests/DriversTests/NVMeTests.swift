@@ -357,7 +357,8 @@ import Trace
     }
 
     @Test(arguments: ["verify 4096", "verify 8192 offset=512", "verify 2M", "verify 8M offset=4096", "verify 777 offset=3333 count=9",
-                      "verify 65536 count=40 threads=3 random seed=4", "verify 1M sgl", "verify 64K count=9 threads=2 sgl"])
+                      "verify 65536 count=40 threads=3 random seed=4", "verify 1M sgl", "verify 64K count=9 threads=2 sgl",
+                      "verify 64K count=40 iodepth=8 iodepth_batch=1", "verify 256K count=20 threads=2 iodepth=4 iodepth_batch=3"])
     func verifyPasses(_ job: String) throws {
         let sgl = job.hasSuffix(" sgl")
         let (machine, nvme) = try controller(ram: 1 << 30, sgl ? "sgl_threshold=32768" : "")

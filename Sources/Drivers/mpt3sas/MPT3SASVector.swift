@@ -16,7 +16,7 @@ import Lib
 import Locking
 import SystemPackage
 
-final class MPT3SASVector: @unchecked Sendable {  // `posted` guards the FIFO; `completion.lock` the trackers
+final class MPT3SASVector: @unchecked Sendable {  // `posted` guards the FIFO and hands a SMID's tracker over; `completion.lock` guards it after
     let msix: Int
     private let ioc: MPT3SASController
     private let replies: MPT3SASReplyQueue
@@ -67,9 +67,8 @@ final class MPT3SASVector: @unchecked Sendable {  // `posted` guards the FIFO; `
     /// _base_put_smid_scsi_io(): SMID `smid`, its tracker filled, goes to the IOC.
     func post(_ smid: Int, list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection,
               waiter: UnsafeMutablePointer<UInt16>) {
-        completion.lock.lock()
+        // The SMID is the submitter's until the IOC takes it from the FIFO, under `posted`.
         trackers[smid] = MPT3SASTrackers.Tracker(list: list, direction: direction, waiter: waiter)
-        completion.lock.unlock()
         posted.withLock { fifo in
             ring[fifo.tail % capacity] = Int32(smid)
             fifo.tail += 1

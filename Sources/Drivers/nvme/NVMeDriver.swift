@@ -217,6 +217,11 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
         try behind.get()
     }
 
+    /// nvme_commit_rqs(): each queue's doorbell, where the tail moved since it was rung.
+    public func commitRequests() {
+        for io in controller.withLock({ $0?.ioQueues }) ?? [] { io.commit() }
+    }
+
     public func stop() {
         let controller = controller.withLock { $0 }
         controller?.queue.freeze()

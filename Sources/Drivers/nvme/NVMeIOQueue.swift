@@ -21,7 +21,7 @@ import Lib
 import Locking
 import SystemPackage
 
-final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `completion.lock` guards the iods and waiters
+final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring and hands a tag's iod over; `completion.lock` guards the iods and waiters after
     let qid: Int
     let submissionQueue: UnsafeMutableRawPointer
     let completionQueue: NVMeQueue
@@ -108,9 +108,9 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring; `com
     /// completion will unmap `list`, free `descriptors` and write its status through `waiter`.
     func queue(_ tag: Int, descriptors: Descriptors, list: UnsafeMutableBufferPointer<ScatterEntry>, _ direction: DMADirection,
                waiter: UnsafeMutablePointer<UInt16>) {
-        completion.lock.lock()
+        // The tag is the submitter's until the controller fetches its slot, which it does
+        // under `order`, after this write.
         iods[tag] = IOD(descriptors: descriptors, list: list, direction: direction, waiter: waiter)
-        completion.lock.unlock()
         order.withLock { ends in
             slots[ends.tail % depth] = UInt16(tag)
             ends.tail += 1
