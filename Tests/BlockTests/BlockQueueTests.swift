@@ -10,11 +10,14 @@ import Testing
 /// The simplest DMA disk: each command moves its scatter list's bytes by dma address
 /// between memory and a buffer, through the device's access checks, as a controller would.
 /// As a driver does, it owns its queue (which holds it weakly).
-final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch disjoint bytes of `storage`
+final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch disjoint bytes of `storage`; `lock` guards the log
     let storage: UnsafeMutableRawBufferPointer
-    private(set) var flushes = 0
-    /// The commands in the order they completed.
-    private(set) var requests: [BlockCommand] = []
+    var flushes: Int { lock.withLock { flushed } }
+    private var flushed = 0
+    /// The commands in the order they completed (a job's threads append at once).
+    var requests: [BlockCommand] { lock.withLock { completed } }
+    private var completed: [BlockCommand] = []
+    private let lock = NSLock()
     var queue: BlockQueue!
 
     init(capacity: Int) {
@@ -27,7 +30,7 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
     var media: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
 
     func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>, inFlight: () throws(Errno) -> Void) throws(Errno) {
-        defer { requests.append(command) }
+        defer { lock.withLock { completed.append(command) } }
         var position = command.lba * BlockLimits.sectorSize
         for entry in list {
             guard let memory = try? queue.device.deviceMemory(entry.dmaAddress, size: entry.dmaLength, write: !command.write)
@@ -42,7 +45,7 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
         try inFlight()
     }
 
-    func flush() throws(Errno) { flushes += 1 }
+    func flush() throws(Errno) { lock.withLock { flushed += 1 } }
 }
 
 /// Requests of at most 256 KiB.
