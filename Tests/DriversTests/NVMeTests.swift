@@ -226,6 +226,20 @@ import Trace
         #expect(nvme.statsText.contains("\nios 32\n") && nvme.statsText.contains("\nerrors 0\n"))
     }
 
+    /// iodepth_batch ends the plug every N transfers, and nvme_commit_rqs() rings the
+    /// doorbell there. Inline, the ring runs the controller and completes what was queued,
+    /// so only N transfers' lists are ever held at once: one "prp list page" a 256 KiB
+    /// bounced read, N of them; the whole batch under one plug holds all eight.
+    @Test(arguments: [(1, 1), (4, 4), (8, 8)])
+    func iodepthBatchRingsTheDoorbellAtEachPlugsEnd(batch: Int, lists: Int) throws {
+        let devices = try smallDevices(ram: 8 << 30, cpus: 1, nslabs: 8192)
+        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 completion=inline")
+        try nvme.io("read 256K count=16 iodepth=8 iodepth_batch=\(batch)")
+        let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
+        #expect(pool.counters.blocks == lists && pool.counters.active == 0)
+        #expect(nvme.statsText.contains("\nios 32\n") && nvme.statsText.contains("\nerrors 0\n"))
+    }
+
     /// Eight 256 KiB transfers in flight need 2 MiB of bounce buffers; a fixed 1 MiB
     /// swiotlb holds four. The fifth finds it full behind the others and goes again once
     /// they completed, so the job still verifies, four at a time.

@@ -21,6 +21,8 @@ final class CompletionWait: @unchecked Sendable {  // the statuses are guarded b
     private let interrupts = Atomic<Int>(0)
 
     static let pending = UInt16.max
+    /// The status of a request the hardware never answered (the driver's command timeout).
+    static let timedOut = UInt16.max - 1
 
     /// The handler, under `lock`, after completing at least one request: pollers look
     /// again, sleepers wake.

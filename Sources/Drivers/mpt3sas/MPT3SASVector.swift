@@ -35,9 +35,6 @@ final class MPT3SASVector: @unchecked Sendable {  // `posted` guards the FIFO an
     private let ring: UnsafeMutablePointer<Int32>
     private let capacity: Int
 
-    /// The status of a request the IOC gave no reply for (the driver's command timeout).
-    static let timedOut = UInt16.max - 1
-
     init(msix: Int, ioc: MPT3SASController, replies: MPT3SASReplyQueue, trackers: MPT3SASTrackers, smids: TagSet,
          threaded: Bool) throws(Errno) {
         self.msix = msix
@@ -92,7 +89,7 @@ final class MPT3SASVector: @unchecked Sendable {  // `posted` guards the FIFO an
             guard !ioc.execute(smid: smid, msix: msix) else { continue }
             ioc.device.err("mpt3sas_cm0: smid(\(smid)): no reply (command timeout)")
             completion.lock.lock()
-            complete(smid, status: Self.timedOut)
+            complete(smid, status: CompletionWait.timedOut)
             completion.raised()
             completion.lock.unlock()
         }

@@ -14,7 +14,6 @@
 // model, kept to measure what the thread costs).
 import Block
 import DMA
-import Glibc
 import DMAPool
 import Hardware
 import Lib
@@ -57,7 +56,7 @@ final class NVMeIOQueue: @unchecked Sendable {  // `order` guards the ring and h
     /// A waiter's status before its completion.
     static let pending = CompletionWait.pending
     /// The status of a command the controller never completed (nvme_timeout() aborts it).
-    static let timedOut = UInt16.max - 1
+    static let timedOut = CompletionWait.timedOut
 
     init(qid: Int, submissionQueue: UnsafeMutableRawPointer, completionQueue: NVMeQueue, emulated: NVMeController, depth: Int,
          pagePool: DMAPool, smallPool: DMAPool, threaded: Bool, reorder: Bool, faults: NVMeFaultInject) throws(Errno) {
