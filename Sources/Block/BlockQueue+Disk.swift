@@ -9,7 +9,7 @@ extension BlockQueue {
         guard offset < capacity, let base = user.baseAddress else { return 0 }
         let total = min(user.count, capacity - offset)
         return try cut(total, offset, write: false) { buffer, at, done, count throws(Errno) in
-            try buffer.withPieces(from: at, count: count) { (memory, piece, length) throws(Errno) in
+            buffer.withPieces(from: at, count: count) { memory, piece, length in
                 (base + done + piece - at).copyMemory(from: memory, byteCount: length)
             }
         }
@@ -21,7 +21,7 @@ extension BlockQueue {
         guard offset < capacity else { throw .noSpace }
         let total = min(user.count, capacity - offset)
         return try cut(total, offset, write: true) { buffer, at, done, count throws(Errno) in
-            try buffer.withPieces(from: at, count: count) { (memory, piece, length) throws(Errno) in
+            buffer.withPieces(from: at, count: count) { memory, piece, length in
                 memory.copyMemory(from: base + done + piece - at, byteCount: length)
             }
         }

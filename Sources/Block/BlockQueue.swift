@@ -45,43 +45,43 @@ public struct Submission: Sendable {
 /// What the block layer asks of a driver (struct blk_mq_ops, and a device-mapper target's
 /// map): carry out one bio over the buffer's pages, and make written data durable.
 public protocol BlockDriver: AnyObject, Sendable {
-    /// submit_bio: the bio split to the queue's limits, its requests through the driver.
-    /// `behind` submits what goes after it (the next bios a task has in flight): a driver
-    /// whose requests wait for their completion calls it while its last request is in
-    /// flight, one that cannot calls it once the bio is done.
-    func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue,
-                   behind: () throws(Errno) -> Void) throws(Errno) -> Submission
+    /// submit_bio: the bio split to the queue's limits, its requests through the driver;
+    /// returns once they completed.
+    func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission
     /// REQ_OP_FLUSH.
     func flush() throws(Errno)
-    /// commit_rqs: the task's plug ended; what it queued without telling the hardware
-    /// (nvme's submission queue tail) is told now.
-    func commitRequests()
-}
-
-extension BlockDriver {
-    public func commitRequests() {}
 }
 
 /// A driver of a device that does DMA: requests are mapped for it and handed over as
-/// commands over scatter lists.
+/// commands over scatter lists, queued without waiting, reaped later (BlockFlight).
 public protocol DMABlockDriver: BlockDriver {
-    /// queue_rq: builds the command's descriptors for the mapped list and has the emulated
-    /// controller run it (EIO when the controller fails it), gives back its tag, then calls
-    /// `inFlight` (the bio's next requests are dispatched there) before it frees the
-    /// descriptors, as they are freed at completion, after the requests behind it went out.
-    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
-                 inFlight: () throws(Errno) -> Void) throws(Errno)
+    /// queue_rq: builds the command's descriptors for the mapped list and gives it to the
+    /// emulated controller, its status to be written at `status` when it completes.
+    /// Returns the hardware context it completes in (nvme's queue, mpt3sas's vector),
+    /// valid while the request is in flight. A request it throws for was never queued. A
+    /// driver whose controller completes in the submitter (megaraid_sas) runs it here.
+    func queueRequest(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                      status: UnsafeMutablePointer<UInt16>) throws(Errno) -> UnsafeRawPointer?
+    /// Until the request queued with `status` in `context` has completed; EIO (or the
+    /// errno its status means) when the controller failed it.
+    func completeRequest(_ status: UnsafeMutablePointer<UInt16>, context: UnsafeRawPointer?) throws(Errno)
+    /// commit_rqs: the task's plug ended; what it queued in the hardware context without
+    /// telling the hardware (nvme's submission queue tail) is told now.
+    func commitRequests(_ context: UnsafeRawPointer?)
     /// The driver unmaps `list` itself, at the request's completion or when it fails it
-    /// (nvme's interrupt handler); otherwise the block layer unmaps it once execute returns.
+    /// (nvme's interrupt handler); otherwise the block layer unmaps it once it is reaped.
     var unmapsAtCompletion: Bool { get }
 }
 
 extension DMABlockDriver {
     public var unmapsAtCompletion: Bool { false }
 
-    public func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue,
-                          behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
-        try queue.dispatch(buffer, lba: lba, write: write, driver: self, behind: behind)
+    /// What completes in queueRequest has nothing to wait for, nor to commit.
+    public func completeRequest(_ status: UnsafeMutablePointer<UInt16>, context: UnsafeRawPointer?) throws(Errno) {}
+    public func commitRequests(_ context: UnsafeRawPointer?) {}
+
+    public func submitBio(_ buffer: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
+        try queue.dispatch(buffer, lba: lba, write: write)
     }
 }
 
@@ -140,17 +140,15 @@ public final class BlockQueue: Sendable {
     /// How long a request whose mapping fails (swiotlb full) is requeued before it fails.
     public static let requeueLimit = Duration.seconds(2)
 
-    /// One bio over the buffer's pages, through the driver; `behind` (see
-    /// BlockDriver.submitBio) runs while it is in flight.
+    /// One bio over the buffer's pages, through the driver.
     @discardableResult
-    public func submit(_ buffer: RequestBuffer, lba: Int, write: Bool,
-                       behind: () throws(Errno) -> Void = {}) throws(Errno) -> Submission {
+    public func submit(_ buffer: RequestBuffer, lba: Int, write: Bool) throws(Errno) -> Submission {
         guard let driver else { throw .noDevice }
-        return try driver.submitBio(buffer, lba: lba, write: write, on: self, behind: behind)
+        return try driver.submitBio(buffer, lba: lba, write: write, on: self)
     }
 
-    /// blk_finish_plug(): the driver commits what the task queued.
-    public func finishPlug() { driver?.commitRequests() }
+    /// The driver, when its requests can be queued without waiting.
+    var dmaDriver: (any DMABlockDriver)? { driver as? any DMABlockDriver }
 
     /// A FLUSH through the driver: what was written is durable when it returns.
     public func flush() throws(Errno) {
@@ -171,20 +169,19 @@ public final class BlockQueue: Sendable {
     /// queue's limits say): the covering sectors are placed in `buffer` at their page-cache
     /// offset; a write that does not cover whole sectors reads them first. `fill` puts the
     /// new bytes in before a write, `drain` takes them out after a read.
-    /// `behind` runs while the transfer's last bio is in flight (see submitBio).
     @discardableResult
-    public func transfer(_ buffer: RequestBuffer, write: Bool, offset: Int, count: Int, behind: () throws(Errno) -> Void = {},
-                  _ data: (RequestBuffer, Int) throws(Errno) -> Void) throws(Errno) -> Submission {
+    public func transfer(_ buffer: RequestBuffer, write: Bool, offset: Int, count: Int,
+                         _ data: (RequestBuffer, Int) throws(Errno) -> Void) throws(Errno) -> Submission {
         let (start, end) = Self.span(offset, count)
         guard end - start <= buffer.capacity else { throw .invalidArgument }
         guard buffer.allocate(length: end - start, pageOffset: start % PhysicalMemory.pageSize) else { throw .noMemory }
         defer { buffer.release() }
         var done = Submission()
         if !write || start != offset || end != offset + count {
-            done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: false, behind: write ? {} : behind)
+            done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: false)
         }
         try data(buffer, offset - start)
-        if write { done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: true, behind: behind) }
+        if write { done += try submit(buffer, lba: start / BlockLimits.sectorSize, write: true) }
         return done
     }
 }

@@ -1,15 +1,17 @@
 // The `io` file: "<read|write|verify> <bytes> [count=N] [threads=N] [iodepth=N]
 // [iodepth_batch=N] [offset=B] [random] [seed=S]". Each thread does `count` transfers of
-// `bytes` through the driver, `iodepth` of them in flight at once (fio's iodepth): each
-// transfer's bios go out while the one before it is in flight, and the batch completes
-// together before the next one is sent. `iodepth_batch` (fio's iodepth_batch_submit) is how
-// many transfers go under one plug: the plug ends (the driver's commit_rqs, nvme's
-// doorbell) after every that many, so the device starts on them while the thread sends the
-// rest. Its default is the whole batch, as one io_submit() of them under a plug sends
-// them; fio's own default is 1. Sequential transfers follow each other from `offset`
-// (thread t starts t * count transfers in), random ones land on `bytes`-aligned offsets
-// drawn from the seed. `write` puts the seeded pattern on the disk, `verify` writes a
-// batch and reads it back, failing with EIO on the first byte that differs. The write
+// `bytes` through the driver with `iodepth` of them in flight, as fio's libaio engine
+// keeps them: the thread's requests are queued without waiting (BlockFlight), it reaps
+// them oldest first, and each slot whose transfer completed gets the next one at once.
+// `iodepth_batch` (fio's iodepth_batch_submit) is how many transfers go under one plug:
+// the plug ends (the driver's commit_rqs, nvme's doorbell) after every that many sent, and
+// whenever the thread waits, so the device starts on them while the thread sends the rest;
+// its default is iodepth, as one io_submit() of the first batch under a plug sends them
+// (fio's own default is 1). Sequential transfers follow each other from
+// `offset` (thread t starts t * count transfers in), random ones land on `bytes`-aligned
+// offsets drawn from the seed. `write` puts the seeded pattern on the disk, `verify` writes
+// each transfer and reads it back, failing with EIO on the first byte that differs. A
+// transfer that is not whole sectors reads them first, as the page cache would. The write
 // returns when every transfer is done.
 import DMA
 import Glibc
@@ -163,114 +165,126 @@ public struct IOJob: Equatable, Sendable {
         }
     }
 
-    /// One thread's transfers, `iodepth` at a time, each with its own request buffer;
-    /// stops at the first error. A transfer's latency is its batch's.
+    /// What a slot's transfer is waiting for.
+    private enum Stage { case readModify, write, read }
+
+    private struct InFlight {
+        var position = 0
+        var stage = Stage.read
+        var began = ContinuousClock.now
+    }
+
+    /// One thread's transfers, `iodepth` of them in flight, each slot with its own request
+    /// buffer refilled as its transfer completes (fio's libaio loop); stops starting
+    /// transfers at the first error, and returns once those in flight completed.
     private func work(thread: Int, queue: BlockQueue, latencies: UnsafeMutableBufferPointer<Int>) -> ThreadResult {
         var result = ThreadResult()
+        let slots = min(iodepth, count)
         // Room for the transfer's sectors wherever they start in a page.
-        let buffers = (0..<min(iodepth, count)).map { _ in queue.makeBuffer(capacity: max(queue.limits.maxTransfer, bytes + 2 * BlockLimits.sectorSize)) }
-        var positions = [Int](repeating: 0, count: buffers.count)
+        let capacity = max(queue.limits.maxTransfer, bytes + 2 * BlockLimits.sectorSize)
+        let buffers = (0..<slots).map { _ in queue.makeBuffer(capacity: capacity) }
+        var transfers = [InFlight](repeating: InFlight(), count: slots)
+        let flight = BlockFlight(queue, slots: slots)
         var generator = SplitMix(seed: seed &+ UInt64(thread) &* 0x1000_0000_01b3)
-        var current = (offset: 0, write: false)
-        do throws(Errno) {
-            var index = 0
-            while index < count {
-                let batch = min(buffers.count, count - index)
-                for k in 0..<batch {
-                    positions[k] = self.position(thread: thread, index: index + k, generator: &generator, capacity: queue.capacity)
-                }
-                let began = ContinuousClock.now
-                // A transfer that found swiotlb full behind the others of its batch goes
-                // again, first of what is left, once they completed.
-                if operation != .read {
-                    current = (positions[0], true)
-                    var sent = 0
-                    while sent < batch {
-                        sent = try sendBatch(from: sent, to: batch, queue, &result) { (k, _, behind) throws(Errno) in
-                            try writePattern(queue, buffers[k], at: positions[k], behind: behind)
-                        }
-                    }
-                }
-                if operation != .write {
-                    current = (positions[0], false)
-                    var read = 0
-                    while read < batch {
-                        read = try sendBatch(from: read, to: batch, queue, &result) { (k, result, behind) throws(Errno) in
-                            try readBack(queue, buffers[k], at: positions[k], mismatch: &result.mismatch, behind: behind)
-                        }
-                    }
-                }
-                let took = Int((ContinuousClock.now - began).nanoseconds)
-                for k in 0..<batch { latencies[index + k] = took }
-                result.done += batch
-                index += batch
+        var started = 0
+        let batch = iodepthBatch ?? slots
+
+        /// The next transfer into `slot`: its buffer's pages, and its first bio sent.
+        func start(_ slot: Int) {
+            let position = self.position(thread: thread, index: started, generator: &generator, capacity: queue.capacity)
+            started += 1
+            let (first, end) = BlockQueue.span(position, bytes)
+            let buffer = buffers[slot]
+            transfers[slot] = InFlight(position: position, stage: operation == .read ? .read : .write, began: .now)
+            guard buffer.allocate(length: end - first, pageOffset: first % PhysicalMemory.pageSize) else {
+                fail(slot, .noMemory)
+                return
             }
-        } catch {
-            if result.mismatch == nil {
-                result.errors += 1
-                result.failed = current
+            if operation != .read && (first != position || end != position + bytes) {
+                transfers[slot].stage = .readModify
+                flight.send(buffer, lba: first / BlockLimits.sectorSize, write: false, slot: slot)
+            } else {
+                send(slot)
             }
+            if started % batch == 0 { flight.commit() }
         }
+
+        /// The slot's transfer at its stage: the pattern put in before its write.
+        func send(_ slot: Int) {
+            let buffer = buffers[slot]
+            let position = transfers[slot].position
+            let lba = BlockQueue.span(position, bytes).start / BlockLimits.sectorSize
+            let at = position - lba * BlockLimits.sectorSize
+            if transfers[slot].stage == .write {
+                buffer.withPieces(from: at, count: bytes) { memory, piece, length in
+                    DataPattern.fill(memory, offset: position + piece - at, count: length, seed: seed)
+                }
+            } else if operation == .verify {
+                // What was written must not be what is found if the read brought nothing.
+                buffer.withPieces(from: 0, count: buffer.length) { memory, _, length in memset(memory, 0xa5, length) }
+            }
+            flight.send(buffer, lba: lba, write: transfers[slot].stage == .write, slot: slot)
+        }
+
+        /// The first error is the job's; no transfer starts after it.
+        var stopped = false
+        func fail(_ slot: Int, _ error: Errno) {
+            if !stopped {
+                result.errors += 1
+                result.failed = (transfers[slot].position, transfers[slot].stage == .write)
+            }
+            stopped = true
+            buffers[slot].release()
+        }
+
+        for slot in 0..<slots { start(slot) }
+        while let (slot, error) = flight.next() {
+            if let error {
+                fail(slot, error)
+                continue
+            }
+            guard !stopped else {
+                buffers[slot].release()
+                continue
+            }
+            switch transfers[slot].stage {
+            case .readModify:
+                transfers[slot].stage = .write
+                send(slot)
+                continue
+            case .write where operation == .verify:
+                transfers[slot].stage = .read
+                send(slot)
+                continue
+            case .read where operation == .verify:
+                if let bad = mismatch(buffers[slot], at: transfers[slot].position) {
+                    result.mismatch = bad
+                    stopped = true
+                    buffers[slot].release()
+                    continue
+                }
+            default: break
+            }
+            latencies[result.done] = Int((ContinuousClock.now - transfers[slot].began).nanoseconds)
+            result.done += 1
+            buffers[slot].release()
+            if started < count { start(slot) }
+        }
+        result.add(flight.sent)
         return result
     }
 
-    /// Transfers k... of a batch, each sent by `send` while the one before it is in flight.
-    /// Returns where it stopped: the batch's end, or a transfer whose bounce buffers have
-    /// to wait for the others' (EAGAIN from behind them).
-    private func sendBatch(from k: Int, to batch: Int, _ queue: BlockQueue, _ result: inout ThreadResult,
-                           _ send: (Int, inout ThreadResult, () throws(Errno) -> Void) throws(Errno) -> Submission) throws(Errno) -> Int {
-        var reached = k + 1
-        var behind = ThreadResult()
-        defer {
-            result.add(Submission(requests: behind.requests, bounced: behind.bounced))
-            if result.mismatch == nil { result.mismatch = behind.mismatch }
-        }
-        // `send` is called again from inside its own call (a batch nests), which Swift's
-        // exclusivity check refuses for a non-escaping closure; nothing keeps it past this.
-        let sent = try withoutActuallyEscaping(send) { send in
-            Result { () throws(Errno) in
-                try send(k, &result) { () throws(Errno) in
-                    guard reached < batch else { return }
-                    if reached % (iodepthBatch ?? batch) == 0 { queue.finishPlug() }
-                    do throws(Errno) {
-                        reached = try sendBatch(from: reached, to: batch, queue, &behind, send)
-                    } catch {
-                        guard error == .resourceTemporarilyUnavailable else { throw error }
-                    }
-                }
-            }
-        }.get()
-        result.add(sent)
-        return reached
-    }
-
-    /// Writes the seeded pattern of disk bytes [position, position + bytes).
-    private func writePattern(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int,
-                              behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
-        let (bytes, seed) = (self.bytes, self.seed)
-        return try queue.transfer(buffer, write: true, offset: position, count: bytes, behind: behind) { (buffer, at) throws(Errno) in
-            try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
-                DataPattern.fill(memory, offset: position + piece - at, count: length, seed: seed)
-            }
-        }
-    }
-
-    /// Reads disk bytes [position, position + bytes); a verify checks them against the
-    /// pattern and fails with EIO at the first that differs (its disk offset in `mismatch`).
-    private func readBack(_ queue: BlockQueue, _ buffer: RequestBuffer, at position: Int, mismatch: inout Int?,
-                          behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
-        let (bytes, seed, verify) = (self.bytes, self.seed, operation == .verify)
+    /// The disk offset of the first byte of the transfer at `position` that differs from
+    /// the pattern, if one does.
+    private func mismatch(_ buffer: RequestBuffer, at position: Int) -> Int? {
+        let at = position % BlockLimits.sectorSize
         var found: Int?
-        defer { if found != nil { mismatch = found } }
-        return try queue.transfer(buffer, write: false, offset: position, count: bytes, behind: behind) { (buffer, at) throws(Errno) in
-            guard verify else { return }
-            try buffer.withPieces(from: at, count: bytes) { (memory, piece, length) throws(Errno) in
-                if let bad = DataPattern.firstMismatch(memory, offset: position + piece - at, count: length, seed: seed) {
-                    found = position + piece - at + bad
-                    throw .ioError
-                }
-            }
+        buffer.withPieces(from: at, count: bytes) { memory, piece, length in
+            guard found == nil,
+                  let bad = DataPattern.firstMismatch(memory, offset: position + piece - at, count: length, seed: seed) else { return }
+            found = position + piece - at + bad
         }
+        return found
     }
 }
 

@@ -60,6 +60,11 @@ public final class RequestBuffer {
     public let capacity: Int
     /// The pieces of this bio in flight at once, each describing part of its pages.
     private var pieces: [RequestBuffer] = []
+    /// Where the driver writes a piece's completion status (the iod's, the tracker's).
+    let status: UnsafeMutablePointer<UInt16> = .allocate(capacity: 1)
+    /// The requests of a bio sent through this buffer by a submitter that waits (made once
+    /// for the queue it goes to).
+    private var waitingFlight: BlockFlight?
 
     /// A buffer of up to `capacity` bytes (one request's worth unless said).
     public init(ram: PhysicalMemory, limits: BlockLimits, capacity: Int? = nil) {
@@ -76,6 +81,7 @@ public final class RequestBuffer {
         release()
         blocks.deallocate()
         scatterList.deallocate()
+        status.deallocate()
     }
 
     /// Takes pages for `length` bytes starting `pageOffset` bytes into the first page;
@@ -139,6 +145,13 @@ public final class RequestBuffer {
         return pieces[depth]
     }
 
+    func flight(_ queue: BlockQueue) -> BlockFlight {
+        if let flight = waitingFlight, flight.queue === queue { return flight }
+        let flight = BlockFlight(queue, slots: 1)
+        waitingFlight = flight
+        return flight
+    }
+
     /// Describes pages a stacked driver allocated (its out bio), data from the first
     /// page's start; they stay the caller's.
     public func borrow(blocks list: UnsafeBufferPointer<(phys: PhysAddr, order: Int)>, length: Int) {
@@ -196,7 +209,7 @@ public final class RequestBuffer {
     /// The CPU's access to buffer bytes [start, start + count), piece by contiguous piece:
     /// `body(pointer, offset in the buffer, length)`.
     @inline(__always)
-    public func withPieces(from start: Int, count: Int, _ body: (UnsafeMutableRawPointer, Int, Int) throws(Errno) -> Void) throws(Errno) {
+    public func withPieces<E: Error>(from start: Int, count: Int, _ body: (UnsafeMutableRawPointer, Int, Int) throws(E) -> Void) throws(E) {
         var position = 0  // buffer offset of the current block's first data byte
         var skip = pageOffset
         let end = start + count

@@ -171,15 +171,9 @@ public final class DMCryptDriver: DiskDriver {
 
     /// crypt_map(): a bio of more than BIO_MAX_VECS pages is taken a piece of that size at a
     /// time (dm_accept_partial_bio()); the pieces share the bio's pages. The bio is done
-    /// (written through or read and decrypted) before what goes behind it is sent.
-    public func submitBio(_ bio: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue,
-                          behind: () throws(Errno) -> Void) throws(Errno) -> Submission {
-        let sent = try submitBio(bio, lba: lba, write: write, on: queue)
-        try behind()
-        return sent
-    }
-
-    private func submitBio(_ bio: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
+    /// (written through or read and decrypted) when it returns: dm-crypt's own work runs in
+    /// the submitter (no kcryptd queue), so its bios are never in flight together.
+    public func submitBio(_ bio: RequestBuffer, lba: Int, write: Bool, on queue: BlockQueue) throws(Errno) -> Submission {
         guard let target = target.withLock({ $0 }) else { throw .noDevice }
         let context = target.contexts.withLock { $0.popLast()?.value } ?? CryptContext(ram: queue.device.ram, limits: queue.limits)
         defer { target.contexts.withLock { $0.append(UnsafeSendable(context)) } }
@@ -201,7 +195,7 @@ public final class DMCryptDriver: DiskDriver {
         if write {
             target.pages.allocBuffer(&context.bio, size: length)
             defer { target.pages.freeBuffer(&context.bio) }
-            try buffer.withPieces(from: 0, count: length) { memory, at, count in
+            buffer.withPieces(from: 0, count: length) { memory, at, count in
                 (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
             }
             // Encrypted straight into the out bio's pages (whole sectors each: a page or a
@@ -226,7 +220,7 @@ public final class DMCryptDriver: DiskDriver {
         // In place, piece by piece, as kcryptd_crypt_read_convert() does, when every piece
         // is whole sectors; through the request context's buffer otherwise.
         var whole = true
-        try buffer.withPieces(from: 0, count: length) { _, at, count in
+        buffer.withPieces(from: 0, count: length) { _, at, count in
             whole = whole && at % BlockLimits.sectorSize == 0 && count % BlockLimits.sectorSize == 0
         }
         if whole {
@@ -236,11 +230,11 @@ public final class DMCryptDriver: DiskDriver {
             }
             return done
         }
-        try buffer.withPieces(from: 0, count: length) { memory, at, count in
+        buffer.withPieces(from: 0, count: length) { memory, at, count in
             (data.baseAddress! + at).copyMemory(from: memory, byteCount: count)
         }
         try cipher.decrypt(data, sector: UInt64(lba), scratch: context.scratch)
-        try buffer.withPieces(from: 0, count: length) { memory, at, count in
+        buffer.withPieces(from: 0, count: length) { memory, at, count in
             memory.copyMemory(from: data.baseAddress! + at, byteCount: count)
         }
         return done

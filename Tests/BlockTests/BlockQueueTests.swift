@@ -17,6 +17,9 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
     /// The commands in the order they completed (a job's threads append at once).
     var requests: [BlockCommand] { lock.withLock { completed } }
     private var completed: [BlockCommand] = []
+    /// swiotlb's slots in use as each command ran: what was mapped (in flight) with it.
+    var slotsInUse: [Int] { lock.withLock { inUse } }
+    private var inUse: [Int] = []
     private let lock = NSLock()
     var queue: BlockQueue!
 
@@ -29,8 +32,15 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
 
     var media: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
 
-    func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>, inFlight: () throws(Errno) -> Void) throws(Errno) {
-        defer { lock.withLock { completed.append(command) } }
+    func queueRequest(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                      status: UnsafeMutablePointer<UInt16>) throws(Errno) -> UnsafeRawPointer? {
+        defer {
+            let used = queue.device.swiotlb?.mem.used ?? 0
+            lock.withLock {
+                completed.append(command)
+                inUse.append(used)
+            }
+        }
         var position = command.lba * BlockLimits.sectorSize
         for entry in list {
             guard let memory = try? queue.device.deviceMemory(entry.dmaAddress, size: entry.dmaLength, write: !command.write)
@@ -42,7 +52,7 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
             }
             position += entry.dmaLength
         }
-        try inFlight()
+        return nil
     }
 
     func flush() throws(Errno) { lock.withLock { flushed += 1 } }
@@ -128,14 +138,27 @@ func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4
 
     @Test func aBioLargerThanARequestIsSplitAtMaxSectorsAndItsRequestsAreInFlightTogether() throws {
         // max_sectors 256 KiB: a 2 MiB write is two bios of BIO_MAX_VECS pages (1 MiB), each
-        // four requests mapped at once (512 slots), the second bio after the first.
+        // four requests mapped at once (swiotlb's high water: 512 slots of 2 KiB), the second
+        // bio after the first, each bio's requests in the order they were queued.
         let disk = try testDisk(ram: 8 << 30, maskBits: 32, capacity: 8 << 20, slots: 2048, limits: quarterMiB), queue = disk.queue!
         let swiotlb = try #require(queue.device.swiotlb).mem
         try IOJob(parsing: "write 2M").run(on: queue)
         #expect(disk.requests.map { ($0.lba, $0.sectors) }.elementsEqual(
-            [(1536, 512), (1024, 512), (512, 512), (0, 512), (3584, 512), (3072, 512), (2560, 512), (2048, 512)], by: ==))
+            [(0, 512), (512, 512), (1024, 512), (1536, 512), (2048, 512), (2560, 512), (3072, 512), (3584, 512)], by: ==))
         #expect(swiotlb.usedHiwater == 512 && swiotlb.used == 0)
         #expect(queue.stats.current.0 == IOStats.Totals(ios: 8, bytes: 2 << 20, bouncedBytes: 2 << 20, errors: 0))
+    }
+
+    @Test func aSlotIsRefilledAsItsTransferCompletes() throws {
+        // iodepth 4 of 64 KiB bounced writes: 32 slots of 2 KiB each. The first four go out
+        // together (32, 64, 96, 128 slots mapped as each runs); from then on each new one is
+        // sent once the oldest is reaped, with the other three still mapped: 128 each time.
+        // A job that waited for the whole batch would map 32, 64, 96, 128 again.
+        let disk = try testDisk(ram: 8 << 30, maskBits: 32, capacity: 2 << 20), queue = disk.queue!
+        try IOJob(parsing: "write 64K count=10 iodepth=4").run(on: queue)
+        #expect(disk.slotsInUse == [32, 64, 96, 128, 128, 128, 128, 128, 128, 128])
+        #expect(disk.requests.map(\.lba) == (0..<10).map { $0 * 128 })
+        #expect(try #require(queue.device.swiotlb).mem.used == 0)
     }
 
     @Test func splitRequestsThatDoNotFitSwiotlbTogetherGoOneAfterAnother() throws {

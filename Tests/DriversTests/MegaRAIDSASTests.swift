@@ -121,15 +121,17 @@ import Testing
         }
         func frames() -> [UInt8] { instance.frames.flatMap { Array(UnsafeRawBufferPointer(start: $0.cpu, count: MFIFrame.size)) } }
         let before = frames()
+        let status = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+        defer { status.deallocate() }
         #expect(throws: Errno.ioError) {
-            try driver.execute(BlockCommand(write: false, lba: 0, sectors: 83), list, inFlight: {})
+            _ = try driver.queueRequest(BlockCommand(write: false, lba: 0, sectors: 83), list, status: status)
         }
         #expect(devices.kmsg.contains("megaraid_sas: build_ld_io: sge_count = 83 does not fit the frame"))
         let unchanged = frames() == before
         #expect(unchanged, "a frame was written")
         #expect(instance.commands.available == 1000 - 1 - MegaRAIDSASDriver.internalCommands)
         let fits = UnsafeMutableBufferPointer(rebasing: list[0..<82])
-        try driver.execute(BlockCommand(write: false, lba: 0, sectors: 82), fits, inFlight: {})
+        _ = try driver.queueRequest(BlockCommand(write: false, lba: 0, sectors: 82), fits, status: status)
         try hba.io("verify 4K count=64 threads=2")
         #expect(hba.statsText.contains("\nerrors 0\n"))
     }

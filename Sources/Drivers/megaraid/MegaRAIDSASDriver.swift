@@ -121,8 +121,8 @@ public final class MegaRAIDSASDriver: DiskDriver, DMABlockDriver {
 
     /// megasas_queue_command(): a command (waiting while all are busy), its frame filled
     /// as megasas_build_ldio() fills it, the firmware runs it and sets its status.
-    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
-                        inFlight: () throws(Errno) -> Void) throws(Errno) {
+    public func queueRequest(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                             status: UnsafeMutablePointer<UInt16>) throws(Errno) -> UnsafeRawPointer? {
         guard let instance = instance.withLock({ $0 }) else { throw .noDevice }
         // The kernel trusts the firmware's SGE count; an SGL that would run past the frame
         // (more than 61 skinny elements: never within 128 KiB of pages) fails instead.
@@ -138,7 +138,7 @@ public final class MegaRAIDSASDriver: DiskDriver, DMABlockDriver {
             try instance.controller.run(frame: frame.dma)
             guard frame.cpu.load(fromByteOffset: MFIFrame.cmdStatus, as: UInt8.self) == MFIFrame.statusOK else { throw .ioError }
         }
-        try inFlight()
+        return nil
     }
 
     public func stop() {

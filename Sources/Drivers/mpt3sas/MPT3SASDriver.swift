@@ -227,11 +227,10 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
 
     /// scsih_qcmd(): a SMID (waiting while all are busy, as a full host requeues), its
     /// request frame and chains (the SMID's own, preallocated), posted to the IOC with the
-    /// CPU's MSI-X index; the bio's next requests go out (`inFlight`) while it runs. Its
-    /// reply completes it in the vector's interrupt (MPT3SASVector), which unmaps its list
-    /// and frees its SMID.
-    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
-                        inFlight: () throws(Errno) -> Void) throws(Errno) {
+    /// CPU's MSI-X index. Its reply completes it in the vector's interrupt
+    /// (MPT3SASVector), which unmaps its list, frees its SMID and writes `status`.
+    public func queueRequest(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                             status: UnsafeMutablePointer<UInt16>) throws(Errno) -> UnsafeRawPointer? {
         // Never while the queue is entered: stop() freezes it before dropping the adapter.
         guard let adapter = adapter.withLock({ $0 }) else { throw .noDevice }
         let vector = adapter.vector
@@ -240,18 +239,24 @@ public final class MPT3SASDriver: DiskDriver, DMABlockDriver {
         MPT3SASSGL.buildRequest(frame, command)
         let first = (tag - 1) * adapter.chainsPerIO
         MPT3SASSGL.build(frame: frame, list: list, chainSegmentSize: adapter.chainSegmentSize) { adapter.chains[first + $0] }
-        var status = CompletionWait.pending
-        let behind = withUnsafeMutablePointer(to: &status) { waiter -> Result<Void, Errno> in
-            vector.post(tag, list: list, command.write ? .toDevice : .fromDevice, waiter: waiter)
-            let behind = Result { () throws(Errno) in try inFlight() }
-            vector.flush()
-            _ = vector.wait(waiter)
-            return behind
-        }
-        // _scsih_io_done(): any IOC status but success is an error (DID_SOFT_ERROR and the
-        // like), which the midlayer ends as EIO; a command with no reply timed out.
-        guard status == MPT3SASReply.IOCStatus.success.rawValue else { throw .ioError }
-        try behind.get()
+        status.pointee = CompletionWait.pending
+        vector.post(tag, list: list, command.write ? .toDevice : .fromDevice, waiter: status)
+        return UnsafeRawPointer(Unmanaged.passUnretained(vector).toOpaque())
+    }
+
+    /// _scsih_io_done(): any IOC status but success is an error (DID_SOFT_ERROR and the
+    /// like), which the midlayer ends as EIO; a command with no reply timed out.
+    public func completeRequest(_ status: UnsafeMutablePointer<UInt16>, context: UnsafeRawPointer?) throws(Errno) {
+        guard Self.vector(context).wait(status) == MPT3SASReply.IOCStatus.success.rawValue else { throw .ioError }
+    }
+
+    /// Posting needs no doorbell; with inline completion the vector's IOC runs what was
+    /// posted now.
+    public func commitRequests(_ context: UnsafeRawPointer?) { Self.vector(context).flush() }
+
+    /// The vector a request's context names (queueRequest's; the vector outlives it).
+    private static func vector(_ context: UnsafeRawPointer?) -> MPT3SASVector {
+        Unmanaged<MPT3SASVector>.fromOpaque(context!).takeUnretainedValue()
     }
 
     public var unmapsAtCompletion: Bool { true }

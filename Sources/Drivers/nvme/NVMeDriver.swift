@@ -174,13 +174,13 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
     /// The interrupt's handler unmaps each request's list (nvme_pci_complete_rq()).
     public var unmapsAtCompletion: Bool { true }
 
-    /// nvme_queue_rq(): a command id of the CPU's queue (with none free the plug goes out
-    /// first, so the requests holding them can complete), the command and its data
-    /// pointer; the bio's next requests are queued behind it (`inFlight`), then the
-    /// doorbell, and the status its completion left. A request that is not queued is
-    /// unmapped here, as nvme_queue_rq() does on its errors.
-    public func execute(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
-                        inFlight: () throws(Errno) -> Void) throws(Errno) {
+    /// nvme_queue_rq() up to the doorbell (rung at the plug's end: commitRequests(_:)): a
+    /// command id of the CPU's queue (with none free the plug goes out first, so the
+    /// requests holding them can complete), the command and its data pointer, its
+    /// completion to `status`. A request that is not queued is unmapped here, as
+    /// nvme_queue_rq() does on its errors.
+    public func queueRequest(_ command: BlockCommand, _ list: UnsafeMutableBufferPointer<ScatterEntry>,
+                             status: UnsafeMutablePointer<UInt16>) throws(Errno) -> UnsafeRawPointer? {
         let direction: DMADirection = command.write ? .toDevice : .fromDevice
         // Never while the queue is entered: stop() freezes it before dropping the controller.
         guard let controller = controller.withLock({ $0 }) else { throw .noDevice }
@@ -204,23 +204,25 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             controller.queue.device.err("nvme: request of \(command.bytes) bytes: no descriptors (BLK_STS_RESOURCE)")
             throw .ioError
         }
-        var status = NVMeIOQueue.pending
-        let behind = withUnsafeMutablePointer(to: &status) { waiter -> Result<Void, Errno> in
-            io.queue(tag, descriptors: taken, list: list, direction, waiter: waiter)
-            let behind = Result { () throws(Errno) in try inFlight() }
-            io.commit()
-            _ = io.wait(waiter)
-            return behind
-        }
-        guard status != NVMeIOQueue.timedOut else { throw .ioError }
-        if let error = NVMeQueue.errno(status) { throw error }
-        try behind.get()
+        status.pointee = NVMeIOQueue.pending
+        io.queue(tag, descriptors: taken, list: list, direction, waiter: status)
+        return UnsafeRawPointer(Unmanaged.passUnretained(io).toOpaque())
     }
 
-    /// nvme_commit_rqs(): each queue's doorbell, where the tail moved since it was rung.
-    public func commitRequests() {
-        for io in controller.withLock({ $0?.ioQueues }) ?? [] { io.commit() }
+    /// The wait in the queue the request went to, and the errno of its status.
+    public func completeRequest(_ status: UnsafeMutablePointer<UInt16>, context: UnsafeRawPointer?) throws(Errno) {
+        let status = Self.ioQueue(context).wait(status)
+        guard status != NVMeIOQueue.timedOut else { throw .ioError }
+        if let error = NVMeQueue.errno(status) { throw error }
     }
+
+    /// The queue a request's context names (queueRequest's; the queue outlives it).
+    private static func ioQueue(_ context: UnsafeRawPointer?) -> NVMeIOQueue {
+        Unmanaged<NVMeIOQueue>.fromOpaque(context!).takeUnretainedValue()
+    }
+
+    /// nvme_commit_rqs(): the queue's doorbell, if its tail moved since it was rung.
+    public func commitRequests(_ context: UnsafeRawPointer?) { Self.ioQueue(context).commit() }
 
     public func stop() {
         let controller = controller.withLock { $0 }
