@@ -22,6 +22,10 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
     private var inUse: [Int] = []
     private let lock = NSLock()
     var queue: BlockQueue!
+    /// A broken disk: reads move nothing, or come back with the byte at this disk offset
+    /// flipped.
+    var dropReads = false
+    var flipOnRead: Int?
 
     init(capacity: Int) {
         storage = .allocate(byteCount: capacity, alignment: 16)
@@ -47,8 +51,11 @@ final class TestDisk: DMABlockDriver, @unchecked Sendable {  // requests touch d
             else { throw .ioError }
             if command.write {
                 (storage.baseAddress! + position).copyMemory(from: memory, byteCount: entry.dmaLength)
-            } else {
+            } else if !dropReads {
                 memory.copyMemory(from: storage.baseAddress! + position, byteCount: entry.dmaLength)
+                if let flip = flipOnRead, (position..<(position + entry.dmaLength)).contains(flip) {
+                    memory.storeBytes(of: ~storage[flip], toByteOffset: flip - position, as: UInt8.self)
+                }
             }
             position += entry.dmaLength
         }
@@ -159,6 +166,19 @@ func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4
         #expect(disk.slotsInUse == [32, 64, 96, 128, 128, 128, 128, 128, 128, 128])
         #expect(disk.requests.map(\.lba) == (0..<10).map { $0 * 128 })
         #expect(try #require(queue.device.swiotlb).mem.used == 0)
+    }
+
+    @Test func verifyFindsTheFirstByteThatDiffers() throws {
+        let disk = try testDisk(), queue = disk.queue!
+        disk.flipOnRead = 4096 + 3 * 65536 + 1000
+        #expect(throws: Errno.ioError) { try IOJob(parsing: "verify 64K count=8 iodepth=4 offset=4096").run(on: queue) }
+        #expect(queue.device.ram.log.texts().contains { $0.hasSuffix("dmaemu: verify failed at byte 201704: data read back differs from data written") })
+        // A read that brings nothing back must not find what the write left in the buffer.
+        disk.flipOnRead = nil
+        disk.dropReads = true
+        #expect(throws: Errno.ioError) { try IOJob(parsing: "verify 4K").run(on: queue) }
+        #expect(queue.device.ram.log.texts().last?.hasSuffix("verify failed at byte 0: data read back differs from data written") == true)
+        #expect(queue.stats.current.0.errors == 0)
     }
 
     @Test func splitRequestsThatDoNotFitSwiotlbTogetherGoOneAfterAnother() throws {
