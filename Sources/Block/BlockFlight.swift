@@ -107,9 +107,6 @@ final class BlockFlight {
         }
     }
 
-    /// Waits for every request in flight (after an error: the buffers are about to go).
-    func drain() { while next() != nil {} }
-
     private func startBio(_ slot: Int) {
         let buffer = slots[slot].buffer!
         // The first bio's pages start this far before its data.
