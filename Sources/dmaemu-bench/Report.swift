@@ -222,7 +222,7 @@ enum Report {
         func limit(_ job: String) -> Double? { fio.limits.first { $0.job == job }?.mibS }
         let crypt = fio.crypt.map { cell -> [String] in
             let seed = Seeds.dmcrypt[cell.target]
-            return ["`\(cell.target)`", fixed(cell.mibS, 0) + " MiB/s", seed.map { fixed($0.mibPerS, 0) + " MiB/s" } ?? "-",
+            return ["`\(cell.target)`", "\(fixed(cell.mibS, 0)) MiB/s (var \(fixed(cell.varPct))%)", seed.map { fixed($0.mibPerS, 0) + " MiB/s" } ?? "-",
                     limit("crypt").map { fixed($0, 0) + " MiB/s" } ?? "-", limit("crypt").map { ratio(cell.mibS, $0) } ?? "-"]
         }
         let workloads = ["small", "big", "4way"].filter { job in fio.swiotlb.contains { $0.job == job } }
@@ -238,7 +238,8 @@ enum Report {
                     seed.map { "\($0.default) / \($0.growing)" } ?? "-", limit(job).map { fixed($0, 0) + " MiB/s" } ?? "-"]
         }
         return "### fio, the seeds' jobs, through FUSE (fio's own bandwidth; \(fio.seconds) s a job)\n\n"
-            + "Yang Shi's job (1 MiB sequential direct writes, iodepth 256) on dm-crypt aes-xts-plain64 over an NVMe RAM disk:\n\n"
+            + "Yang Shi's job (1 MiB sequential direct writes, iodepth 256) on dm-crypt aes-xts-plain64 over an NVMe RAM disk, "
+            + "means of \(fio.runs) runs:\n\n"
             + table(["page_alloc", "fio", "seed", "limit: the same job on tmpfs", "fio / limit"], crypt)
             + "\nPetr Tesarik's small/big/4way (reads and writes, synchronous) on an always-bouncing HBA, "
             + "means of \(fio.runs) runs (MiB/s, var, diff from base):\n\n"
