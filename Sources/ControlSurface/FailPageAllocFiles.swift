@@ -25,16 +25,10 @@ enum FailPageAllocFiles {
         }
         file("probability", { String($0.probability) }) { (a, text) throws(Errno) in a.probability = try StoreParsing.number(text) }
         file("interval", { String($0.interval) }) { (a, text) throws(Errno) in a.interval = try StoreParsing.number(text) }
-        file("times", { String($0.times) }) { (a, text) throws(Errno) in a.times = try signed(text) }
-        file("space", { String($0.space) }) { (a, text) throws(Errno) in a.space = try signed(text) }
+        file("times", { String($0.times) }) { (a, text) throws(Errno) in a.times = try StoreParsing.int32(text) }
+        file("space", { String($0.space) }) { (a, text) throws(Errno) in a.space = try StoreParsing.int32(text) }
         file("verbose", { String($0.verbose) }) { (a, text) throws(Errno) in a.verbose = try StoreParsing.number(text) }
         guard minOrder else { return }
         file("min-order", { String($0.minOrder) }) { (a, text) throws(Errno) in a.minOrder = try StoreParsing.number(text) }
-    }
-
-    /// An atomic_t file: kstrtoint-like, "-1" for times' no limit.
-    private static func signed(_ text: String) throws(Errno) -> Int32 {
-        guard text.hasPrefix("-") else { return Int32(try StoreParsing.number(text, max: UInt64(Int32.max))) }
-        return -Int32(try StoreParsing.number(String(text.dropFirst()), max: UInt64(Int32.max)))
     }
 }

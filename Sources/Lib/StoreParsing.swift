@@ -18,6 +18,12 @@ public enum StoreParsing {
         return value
     }
 
+    /// kstrtoint(text, 0): a whole signed number of 32 bits (a debugfs atomic_t's).
+    public static func int32(_ text: String) throws(Errno) -> Int32 {
+        guard text.hasPrefix("-") else { return Int32(try number(text, max: UInt64(Int32.max))) }
+        return Int32(truncatingIfNeeded: -Int64(try number(String(text.dropFirst()), max: UInt64(Int32.max) + 1)))
+    }
+
     /// memparse(): a number with an optional K, M or G suffix (binary), at most `limit`.
     public static func size(_ text: String, max limit: UInt64 = .max) throws(Errno) -> UInt64 {
         let shifts: [Character: UInt64] = ["k": 10, "K": 10, "m": 20, "M": 20, "g": 30, "G": 30]

@@ -144,7 +144,9 @@ public final class FaultInjection: Sendable {
             if state.count % attributes.interval != 0 { return false }
         }
         guard attributes.probability > next(&state.random) % 100 else { return false }
-        if attributes.times != -1 { state.attributes.times -= 1 }
+        // atomic_dec_not_zero(): a count below -1 (debugfs takes any int) goes on down and
+        // wraps past INT_MIN, as the kernel's atomic does, instead of trapping.
+        if attributes.times != -1 { state.attributes.times &-= 1 }
         return true
     }
 

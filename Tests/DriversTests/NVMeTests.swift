@@ -335,6 +335,12 @@ import Trace
         #expect(nvme.statsText.contains("\nerrors 2\n"))
         #expect(throws: Errno.invalidArgument) { try nvme.setParameter("fault_inject_status", "0") }
         #expect(throws: Errno.invalidArgument) { try nvme.setParameter("fault_inject_probability", "101") }
+        // times is an atomic_t's debugfs file: any int (below -1 it counts on down), no more.
+        try nvme.setParameter("fault_inject_times", "-2147483648")
+        #expect(nvme.parameters.contains { $0 == ("fault_inject_times", "-2147483648") })
+        for bad in ["2147483648", "-2147483649", "--1", "-"] {
+            #expect(throws: Errno.invalidArgument) { try nvme.setParameter("fault_inject_times", bad) }
+        }
     }
 
     /// A controller may complete a batch in any order (`reorder=1`: last-first). Four

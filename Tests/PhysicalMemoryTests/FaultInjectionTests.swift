@@ -3,6 +3,20 @@ import PhysicalMemory
 import Testing
 
 @Suite struct FaultInjectionTests {
+    @Test func timesBelowMinusOneCountsOnAndWrapsAsTheKernelsAtomic() {
+        // debugfs takes any int for times; should_fail() decrements whatever is not -1
+        // (atomic_dec_not_zero()), so INT_MIN + 1 fails, then INT_MIN wraps to INT_MAX.
+        let fault = FaultInjection(name: "fail_test")
+        var attributes = fault.attributes
+        attributes.probability = 100
+        attributes.times = Int32.min + 1
+        fault.attributes = attributes
+        #expect(fault.shouldFail(size: 1, noWarn: true))
+        #expect(fault.attributes.times == Int32.min)
+        #expect(fault.shouldFail(size: 1, noWarn: true))
+        #expect(fault.attributes.times == Int32.max)
+    }
+
     @Test func failTheNthAllocation() throws {
         let ram = try PhysicalMemory(size: 64 << 20)
         ram.faults.mode = .failNth(2)

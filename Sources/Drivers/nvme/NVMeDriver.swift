@@ -98,7 +98,7 @@ public final class NVMeDriver: DiskDriver, DMABlockDriver {
             switch name {
             case "fault_inject_probability": a.probability = try StoreParsing.number(value, max: 100)
             case "fault_inject_interval": a.interval = max(1, try StoreParsing.number(value))
-            default: a.times = value == "-1" ? -1 : Int32(try StoreParsing.number(value, max: UInt64(Int32.max)))
+            default: a.times = try StoreParsing.int32(value)
             }
             faults.attributes.attributes = a
         case "fault_inject_status":
