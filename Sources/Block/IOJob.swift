@@ -237,7 +237,7 @@ public struct IOJob: Equatable, Sendable {
             buffers[slot].release()
         }
 
-        for slot in 0..<slots { start(slot) }
+        for slot in 0..<slots where !stopped { start(slot) }
         while let (slot, error) = flight.next() {
             if let error {
                 fail(slot, error)

@@ -168,6 +168,17 @@ func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4
         #expect(try #require(queue.device.swiotlb).mem.used == 0)
     }
 
+    @Test func aFailedStartStopsTheJob() throws {
+        // The first transfer's pages cannot be had (fail_page_alloc on the next allocation):
+        // the job fails with EIO and sends nothing more, the other three slots included.
+        let disk = try testDisk(), queue = disk.queue!
+        queue.device.ram.faults.mode = .failNth(1)
+        #expect(throws: Errno.ioError) { try IOJob(parsing: "write 4K count=8 iodepth=4").run(on: queue) }
+        #expect(disk.requests.isEmpty)
+        #expect(queue.stats.current.0.errors == 1)
+        #expect(queue.device.ram.log.texts().contains { $0.hasSuffix("I/O error, dev disk0, sector 0 op 0x1:(WRITE)") })
+    }
+
     @Test func verifyFindsTheFirstByteThatDiffers() throws {
         let disk = try testDisk(), queue = disk.queue!
         disk.flipOnRead = 4096 + 3 * 65536 + 1000
