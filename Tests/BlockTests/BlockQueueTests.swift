@@ -168,6 +168,22 @@ func testDisk(ram bytes: UInt64 = 1 << 30, maskBits: Int = 64, capacity: Int = 4
         #expect(try #require(queue.device.swiotlb).mem.used == 0)
     }
 
+    @Test func aTransferThatFindsSwiotlbFullWaitsForTheNextReap() throws {
+        // A fixed 128-slot swiotlb (its least: one segment) holds four 64 KiB bounced writes of
+        // the eight in flight: the fifth finds it full while the first four are, and goes
+        // once one of them is reaped,
+        // not through the requeue (which nothing would end: the thread that requeues is the
+        // one that reaps, and it would fail the job after two seconds).
+        let disk = try testDisk(ram: 8 << 30, maskBits: 32, capacity: 2 << 20, dynamic: false, slots: 128), queue = disk.queue!
+        let swiotlb = try #require(queue.device.swiotlb).mem
+        let start = ContinuousClock.now
+        try IOJob(parsing: "write 64K count=12 iodepth=8").run(on: queue)
+        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(disk.slotsInUse == [32, 64, 96, 128, 128, 128, 128, 128, 128, 128, 128, 128])
+        #expect(swiotlb.usedHiwater == 128 && swiotlb.used == 0)
+        #expect(disk.media[0..<(12 << 16)].elementsEqual((0..<(12 << 16)).map { DataPattern.byte(1, at: $0) }))
+    }
+
     @Test func aFailedStartStopsTheJob() throws {
         // The first transfer's pages cannot be had (fail_page_alloc on the next allocation):
         // the job fails with EIO and sends nothing more, the other three slots included.

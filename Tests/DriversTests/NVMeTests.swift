@@ -216,11 +216,17 @@ import Trace
     /// requests hold both, the next waits for them, one list at a time; five tags, two.
     @Test(arguments: [(1, 64, 1), (2, 64, 2), (8, 64, 8), (8, 3, 1), (8, 5, 2)])
     func iodepthPutsATasksTransfersInFlightTogether(iodepth: Int, queueDepth: Int, lists: Int) throws {
-        // One CPU, one queue: a thread the scheduler moves to the other CPU would find the
-        // other queue's tags free while its first queue's requests are still in flight.
+        try expectPRPListPages(lists, "io_queue_depth=\(queueDepth)", "read 256K count=16 iodepth=\(iodepth)")
+    }
+
+    /// Sixteen 256 KiB bounced reads (32 requests) on one CPU's queue (a thread the
+    /// scheduler moves to the other CPU would find the other queue's tags free while its
+    /// first queue's requests are still in flight) leave `lists` "prp list page" blocks,
+    /// none in use.
+    private func expectPRPListPages(_ lists: Int, _ parameters: String, _ job: String) throws {
         let devices = try smallDevices(ram: 8 << 30, cpus: 1, nslabs: 8192)
-        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 io_queue_depth=\(queueDepth)")
-        try nvme.io("read 256K count=16 iodepth=\(iodepth)")
+        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 \(parameters)")
+        try nvme.io(job)
         let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
         #expect(pool.counters.blocks == lists && pool.counters.active == 0)
         #expect(nvme.statsText.contains("\nios 32\n") && nvme.statsText.contains("\nerrors 0\n"))
@@ -232,12 +238,7 @@ import Trace
     /// bounced read, N of them; the whole batch under one plug holds all eight.
     @Test(arguments: [(1, 1), (4, 4), (8, 8)])
     func iodepthBatchRingsTheDoorbellAtEachPlugsEnd(batch: Int, lists: Int) throws {
-        let devices = try smallDevices(ram: 8 << 30, cpus: 1, nslabs: 8192)
-        let nvme = try devices.add("nvme nvme0 capacity=64M dma_mask_bits=32 completion=inline")
-        try nvme.io("read 256K count=16 iodepth=8 iodepth_batch=\(batch)")
-        let pool = try #require(nvme.pools[EmulatedDevice.poolKey("prp list page")]).pool
-        #expect(pool.counters.blocks == lists && pool.counters.active == 0)
-        #expect(nvme.statsText.contains("\nios 32\n") && nvme.statsText.contains("\nerrors 0\n"))
+        try expectPRPListPages(lists, "completion=inline", "read 256K count=16 iodepth=8 iodepth_batch=\(batch)")
     }
 
     /// Eight 256 KiB transfers in flight need 2 MiB of bounce buffers; a fixed 1 MiB
